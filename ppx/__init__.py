@@ -1,0 +1,68 @@
+"""PPX: any simulator, in any language, as a probabilistic program.
+
+Simulator side::
+
+    mu = ppx.sample(torch.distributions.Normal(1.0, 5 ** 0.5), name="mu")
+    ppx.observe(torch.distributions.Normal(mu, 2 ** 0.5), name="obs0")
+    ppx.serve(simulator, "ipc:///tmp/gum")
+
+Engine side::
+
+    model = ppx.RemoteModel("ipc:///tmp/gum")     # or RemoteModel.spawn([...]), LocalModel(fn)
+    post = ppx.inference.importance_sampling(model, observe={"obs0": 8.0}, num_traces=5000)
+    post.mean("mu"), post.std("mu"), post.ess
+"""
+
+from __future__ import annotations
+
+from ppx.controllers import Controller, PriorController, ReplayController
+from ppx.errors import (
+    HandshakeError,
+    InvalidDistribution,
+    PPXError,
+    ProtocolError,
+    SimulatorCrashed,
+    SimulatorError,
+    SimulatorTimeout,
+    UnsupportedDistribution,
+)
+from ppx.model import LocalModel, Model
+from ppx.primitives import observe, sample, scope, tag
+from ppx.remote import RemoteModel
+from ppx.server import serve
+from ppx.trace import Draw, Trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Controller",
+    "Draw",
+    "HandshakeError",
+    "InvalidDistribution",
+    "LocalModel",
+    "Model",
+    "PPXError",
+    "PriorController",
+    "ProtocolError",
+    "RemoteModel",
+    "ReplayController",
+    "SimulatorCrashed",
+    "SimulatorError",
+    "SimulatorTimeout",
+    "Trace",
+    "UnsupportedDistribution",
+    "inference",
+    "observe",
+    "sample",
+    "scope",
+    "serve",
+    "tag",
+]
+
+
+def __getattr__(name: str):
+    if name == "inference":  # imported lazily: engines pull in more dependencies
+        import importlib
+
+        return importlib.import_module("ppx.inference")
+    raise AttributeError(f"module 'ppx' has no attribute {name!r}")

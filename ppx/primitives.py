@@ -1,0 +1,72 @@
+"""The simulator-side API: ``sample``, ``observe``, ``tag`` and ``scope``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ppx.addressing import call_site
+from ppx.runtime import Effect, Handler, apply_stack
+
+__all__ = ["observe", "sample", "scope", "tag"]
+
+
+def sample(
+    distribution: torch.distributions.Distribution,
+    name: str | None = None,
+    control: bool = True,
+) -> torch.Tensor:
+    """Draw a random value that the inference engine can see and choose.
+
+    Arguments:
+        distribution: a ``torch.distributions`` object (Pyro's work too).
+        name: a stable name for the draw; without one the call site names it.
+        control: ``False`` makes the draw come from the prior, never proposed.
+
+    Returns:
+        The value chosen by the engine (a prior draw when none is attached).
+
+    Example:
+        >>> mu = sample(torch.distributions.Normal(0.0, 1.0), name="mu")
+    """
+    address = name if name is not None else call_site(1)
+    effect = Effect("sample", address, name, distribution, None, control)
+    return apply_stack(effect).value
+
+
+def observe(
+    distribution: torch.distributions.Distribution,
+    value: Any = None,
+    name: str | None = None,
+) -> None:
+    """Condition on ``value`` under ``distribution`` (a likelihood term).
+
+    The engine may supply the observed value by name or address; that value
+    takes precedence over ``value``.
+    """
+    address = name if name is not None else call_site(1)
+    apply_stack(Effect("observe", address, name, distribution, value))
+
+
+def tag(value: Any, name: str) -> None:
+    """Record ``value`` under ``name`` in the trace (no randomness involved)."""
+    apply_stack(Effect("tag", name, name, None, value))
+
+
+class scope(Handler):  # noqa: N801 - used like a function: ``with ppx.scope("jet"):``
+    """Prefix the base address of every draw inside the block with ``prefix/``.
+
+    Example:
+        >>> with scope("event3"):
+        ...     e = sample(torch.distributions.Exponential(1.0), name="energy")
+        ... # name and base address "event3/energy"
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def process(self, effect: Effect) -> None:
+        effect.address = f"{self.prefix}/{effect.address}"
+        if effect.name is not None:
+            effect.name = f"{self.prefix}/{effect.name}"

@@ -1,0 +1,129 @@
+"""The engine's side of one run: choose values, apply observations, build the Trace.
+
+:class:`Recorder` is shared by every :class:`ppx.Model`: the in-process
+:class:`RecordingHandler` feeds it effects directly, the remote model feeds it
+the Sample/Observe/Tag messages it receives. So local and remote runs of the
+same program give the same trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ppx.addressing import distribution_suffix, full_address
+from ppx.controllers import Controller, PriorController
+from ppx.runtime import Effect, Handler
+from ppx.trace import Draw, Trace
+
+__all__ = ["Recorder", "RecordingHandler"]
+
+
+class Recorder:
+    """Builds a :class:`Trace` from the draws of one run.
+
+    Arguments:
+        controller: chooses controlled values (prior by default).
+        observe: observed data by name, full address or base address; it takes
+            precedence over the simulator's own values, and conditions a
+            ``sample`` with that name as well.
+    """
+
+    def __init__(
+        self, controller: Controller | None = None, observe: Mapping[str, Any] | None = None
+    ) -> None:
+        self.controller = controller or PriorController()
+        self.observed = dict(observe or {})
+        self.trace = Trace()
+        self._instances: dict[str, int] = {}
+        self.last_address = ""
+
+    def fresh(self) -> Recorder:
+        """A new recorder with the same controller and observations (for a retried run)."""
+        return type(self)(self.controller, self.observed)
+
+    def _address(self, base: str, distribution: torch.distributions.Distribution | None) -> str:
+        suffix = distribution_suffix(distribution)
+        key = f"{base}__{suffix}"
+        instance = self._instances.get(key, 0) + 1
+        self._instances[key] = instance
+        address = full_address(base, suffix, instance)
+        self.last_address = address
+        return address
+
+    def _observed_value(self, address: str, base: str, name: str | None) -> Any:
+        observed = self.observed
+        if not observed:
+            return None
+        for key in (name, address, base):
+            if key is not None and key in observed:
+                return observed[key]
+        return None
+
+    def sample(
+        self,
+        base: str,
+        name: str | None,
+        distribution: torch.distributions.Distribution,
+        control: bool = True,
+    ) -> Any:
+        """Record a sample and return its value."""
+        address = self._address(base, distribution)
+        value = self._observed_value(address, base, name)
+        if value is not None:
+            value = torch.as_tensor(value)
+            self.trace.add(Draw(address, base, name, distribution, value, False, True))
+            return value
+        if control:
+            value = self.controller(address, name, distribution)
+        else:
+            value = distribution.sample()
+        self.trace.add(Draw(address, base, name, distribution, value, control, False))
+        return value
+
+    def observe(
+        self,
+        base: str,
+        name: str | None,
+        distribution: torch.distributions.Distribution | None,
+        value: Any,
+    ) -> None:
+        """Record an observation; the engine's data override ``value``."""
+        address = self._address(base, distribution)
+        override = self._observed_value(address, base, name)
+        if override is not None:
+            value = override
+        observed = value is not None
+        if observed:
+            value = torch.as_tensor(value)
+        self.trace.add(Draw(address, base, name, distribution, value, False, observed))
+
+    def tag(self, name: str, value: Any) -> None:
+        """Record a tag."""
+        self.trace.tags[name] = value
+
+    def finish(self, result: Any) -> Trace:
+        """Close the run with the program's result and return the trace."""
+        self.trace.result = result
+        return self.trace
+
+
+class RecordingHandler(Handler):
+    """Terminal handler of in-process runs: every effect goes to a :class:`Recorder`."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def process(self, effect: Effect) -> None:
+        recorder = self.recorder
+        if effect.type == "sample":
+            effect.value = recorder.sample(
+                effect.address, effect.name, effect.distribution, effect.control
+            )
+        elif effect.type == "observe":
+            recorder.observe(effect.address, effect.name, effect.distribution, effect.value)
+        else:
+            recorder.tag(effect.name, effect.value)
+        effect.done = True

@@ -1,0 +1,238 @@
+"""A simulator in another process, driven over PPX: :class:`RemoteModel`."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ppx.errors import (
+    HandshakeError,
+    InvalidDistribution,
+    ProtocolError,
+    SimulatorCrashed,
+    SimulatorError,
+    SimulatorTimeout,
+)
+from ppx.model import Model
+from ppx.process import SimulatorProcess
+from ppx.protocol import messages as m
+from ppx.protocol.capabilities import CAPABILITIES, PROTOCOL_VERSION, compatible, negotiate
+from ppx.protocol.codec import decode, encode
+from ppx.protocol.transport import Requester
+from ppx.recorder import Recorder
+from ppx.trace import Trace
+
+__all__ = ["RemoteModel"]
+
+SYSTEM_NAME = "ppx (Python engine)"
+_CACHE_LIMIT = 4096
+
+
+class RemoteModel(Model):
+    """A PPX simulator served at ``address``, by PPX, pyprob_cpp or anything speaking PPX.
+
+    Arguments:
+        address: where the simulator serves (``ipc://...`` or ``tcp://...``).
+        timeout: seconds to wait for each reply before :class:`SimulatorTimeout`.
+        handshake_timeout: seconds to wait for the handshake (a starting simulator).
+
+    Example:
+        >>> with ppx.RemoteModel.spawn(["python", "-m", "ppx.simulators.gaussian"]) as model:
+        ...     trace = model.run()
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float | None = 30.0,
+        handshake_timeout: float | None = 60.0,
+        _process: SimulatorProcess | None = None,
+        _retries: int = 0,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.handshake_timeout = handshake_timeout
+        self.process = _process
+        self.retries = _retries
+        self.name = address
+        self.peer_system = ""
+        self.capabilities: frozenset[str] = frozenset()
+        self._decoded: dict[bytes, m.Message] = {}
+        self._requester = Requester(address, alive=_process.alive if _process else None)
+        self._finalizer = weakref.finalize(self, _release, self._requester, _process)
+        try:
+            self._handshake()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def spawn(
+        cls,
+        argv: Sequence[str],
+        *,
+        address: str | None = None,
+        timeout: float | None = 30.0,
+        startup_timeout: float | None = 120.0,
+        retries: int = 1,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> RemoteModel:
+        """Start ``argv`` as a simulator process and connect to it; the model owns it.
+
+        ``--address ADDRESS`` is appended to ``argv`` (or substituted for
+        ``{address}``); by default a private ipc path. A crashed or hung process
+        is restarted and the run retried up to ``retries`` times.
+        """
+        process = SimulatorProcess(argv, address, env, cwd)
+        try:
+            return cls(
+                process.address,
+                timeout=timeout,
+                handshake_timeout=startup_timeout,
+                _process=process,
+                _retries=retries,
+            )
+        except BaseException:
+            process.cleanup()
+            raise
+
+    # -- lifetime ---------------------------------------------------------------
+    def close(self) -> None:
+        """Close the socket and stop the owned process, if any."""
+        self._finalizer()
+
+    def restart(self) -> None:
+        """Restart the owned simulator process and handshake again."""
+        if self.process is None:
+            raise RuntimeError(f"cannot restart {self.name!r}: its process is not owned by PPX")
+        self.process.restart()
+        self._requester.reset()
+        self._handshake()
+
+    def record(self, recorder: Recorder) -> Trace:
+        """Execute the program once (see :meth:`Model.record`); restarts a crashed spawn.
+
+        A retried run starts from a fresh copy of ``recorder``'s settings, so
+        nothing of the failed attempt leaks into the returned trace.
+        """
+        for attempt in range(self.retries + 1):
+            attempt_recorder = recorder if attempt == 0 else recorder.fresh()
+            try:
+                return super().record(attempt_recorder)
+            except (SimulatorCrashed, SimulatorTimeout):
+                if self.process is None or attempt == self.retries:
+                    raise
+                self.restart()
+        raise AssertionError("unreachable")
+
+    # -- protocol ---------------------------------------------------------------
+    def _request(self, data: bytes, last_address: str, timeout: float | None) -> bytes:
+        self._requester.send(data)
+        reply = self._requester.recv(timeout)
+        if isinstance(reply, bytes):
+            return reply
+        self._requester.reset()
+        where = f"; last draw recorded at address {last_address!r}" if last_address else ""
+        if reply == "timeout":
+            raise SimulatorTimeout(
+                f"simulator {self.name!r} at {self.address} did not answer within "
+                f"{timeout} s{where}"
+            )
+        raise SimulatorCrashed(f"{reply}{where}")
+
+    def _handshake(self) -> None:
+        hello = m.Handshake(SYSTEM_NAME, PROTOCOL_VERSION, CAPABILITIES)
+        reply = decode(self._request(encode(hello), "", self.handshake_timeout))
+        if not isinstance(reply, m.HandshakeResult):
+            raise HandshakeError(
+                f"simulator at {self.address} answered the handshake with "
+                f"{type(reply).__name__}, not HandshakeResult"
+            )
+        theirs = reply.protocol_version
+        if not compatible(PROTOCOL_VERSION, theirs):
+            raise HandshakeError(
+                f"incompatible PPX versions: this engine speaks {PROTOCOL_VERSION}, "
+                f"simulator {reply.model_name!r} at {self.address} speaks {theirs}"
+            )
+        self.name = reply.model_name
+        self.peer_system = reply.system_name
+        self.capabilities = negotiate(CAPABILITIES, reply.capabilities)
+
+    def _decode(self, data: bytes, recorder: Recorder) -> m.Message:
+        message = self._decoded.get(data)
+        if message is not None:
+            return message
+        try:
+            message = decode(data)
+        except InvalidDistribution as error:
+            self._resync(recorder)
+            raise InvalidDistribution(f"simulator {self.name!r}: {error}") from None
+        except ProtocolError as error:
+            self._resync(recorder)
+            raise ProtocolError(f"from simulator {self.name!r}: {error}") from None
+        if isinstance(message, (m.Sample, m.Observe)):
+            if len(self._decoded) >= _CACHE_LIMIT:
+                self._decoded.clear()
+            self._decoded[data] = message
+        return message
+
+    def _resync(self, recorder: Recorder) -> None:
+        """Tell the simulator to abandon the run (Reset) and wait for its ack."""
+        self._request(encode(m.Reset()), recorder.last_address, self.timeout)
+
+    def _execute(self, recorder: Recorder) -> Any:
+        timeout = self.timeout
+        data = self._request(_RUN, recorder.last_address, timeout)
+        while True:
+            message = self._decode(data, recorder)
+            kind = type(message)
+            if kind is m.Sample:
+                value = recorder.sample(
+                    message.address, message.name, message.distribution, message.control
+                )
+                reply = encode(m.SampleResult(value))
+            elif kind is m.Observe:
+                recorder.observe(message.address, message.name, message.distribution, message.value)
+                reply = _OBSERVE_RESULT
+            elif kind is m.Tag:
+                recorder.tag(message.name or message.address, _as_torch(message.value))
+                reply = _TAG_RESULT
+            elif kind is m.RunResult:
+                return _as_torch(message.result)
+            elif kind is m.Error:
+                raise SimulatorError(
+                    f"simulator {self.name!r} failed at address "
+                    f"{message.address or recorder.last_address!r}: {message.message}",
+                    error_type=message.error_type,
+                    simulator=self.name,
+                    address=message.address or recorder.last_address,
+                )
+            elif kind is m.Reset:
+                raise ProtocolError(
+                    f"simulator {self.name!r} reset the run (it lost sync) after address "
+                    f"{recorder.last_address!r}; see the simulator's stderr"
+                )
+            else:
+                self._resync(recorder)
+                raise ProtocolError(f"simulator {self.name!r} sent {kind.__name__} during a run")
+            data = self._request(reply, recorder.last_address, timeout)
+
+
+def _as_torch(value: Any) -> Any:
+    return None if value is None else torch.from_numpy(value)
+
+
+def _release(requester: Requester, process: SimulatorProcess | None) -> None:
+    requester.close()
+    if process is not None:
+        process.cleanup()
+
+
+_RUN = encode(m.Run())
+_OBSERVE_RESULT = encode(m.ObserveResult())
+_TAG_RESULT = encode(m.TagResult())

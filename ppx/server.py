@@ -1,0 +1,266 @@
+"""Serving a simulator function over PPX: the simulator side of the protocol.
+
+``serve(fn, address)`` binds a ZeroMQ REP socket and answers requests: a
+Handshake with the model's name, each Run by executing ``fn`` once, during
+which every ``ppx.sample/observe/tag`` becomes a request to the engine. A
+failing run (an exception in ``fn``, unsupported distributions, a confused
+engine) is reported to the engine and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ppx.errors import ProtocolError, UnsupportedDistribution
+from ppx.failures import describe_exception
+from ppx.protocol import messages as m
+from ppx.protocol.capabilities import (
+    CAPABILITIES,
+    ERROR_REPORT,
+    MULTIVARIATE_NORMAL,
+    PROTOCOL_VERSION,
+    compatible,
+    negotiate,
+)
+from ppx.protocol.codec import decode, encode
+from ppx.protocol.transport import Replier
+from ppx.runtime import Effect, Handler
+
+__all__ = ["SimulatorServer", "serve"]
+
+SYSTEM_NAME = "ppx (Python)"
+
+
+class _Abort(BaseException):  # noqa: N818 - control flow, must pass user `except Exception`
+    """Unwinds the simulator function when the engine abandons the run."""
+
+    def __init__(self, reply: m.Message | None = None, pending: bytes | None = None) -> None:
+        super().__init__()
+        self.reply = reply
+        self.pending = pending
+
+
+class _ServedHandler(Handler):
+    """Terminal handler while serving: each effect is a round trip to the engine."""
+
+    def __init__(self, server: SimulatorServer) -> None:
+        self.server = server
+        self.last_address = ""
+
+    def process(self, effect: Effect) -> None:
+        self.last_address = effect.address
+        server = self.server
+        if effect.type == "sample":
+            server.check_distribution(effect.distribution)
+            message = m.Sample(effect.address, effect.distribution, effect.name, effect.control)
+            reply = server.exchange(message, m.SampleResult)
+            effect.value = _to_value(reply.result, effect.distribution)
+        elif effect.type == "observe":
+            server.check_distribution(effect.distribution)
+            server.exchange(
+                m.Observe(effect.address, effect.distribution, effect.value, effect.name),
+                m.ObserveResult,
+            )
+        else:
+            server.exchange(m.Tag(effect.address, effect.value, effect.name), m.TagResult)
+        effect.done = True
+
+
+def _to_value(result: Any, distribution: Any) -> Any:
+    import torch
+
+    value = torch.from_numpy(np.asarray(result, dtype=np.float64))
+    shape = distribution.batch_shape + distribution.event_shape
+    if value.shape != shape and value.numel() == shape.numel():
+        value = value.reshape(shape)  # pyprob sends a scalar as shape [1]
+    if isinstance(distribution, torch.distributions.Categorical):
+        return value.long()
+    return value
+
+
+class SimulatorServer:
+    """A REP server running ``fn`` once per Run request.
+
+    Arguments:
+        fn: the simulator, a callable without arguments returning the result.
+        address: ``ipc:///tmp/name`` or ``tcp://127.0.0.1:PORT``.
+        model_name: reported to engines at the handshake.
+        allow_remote: allow binding beyond loopback.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        address: str,
+        model_name: str | None = None,
+        allow_remote: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.model_name = model_name or getattr(fn, "__qualname__", "simulator")
+        self.replier = Replier(address, allow_remote)
+        self.capabilities: frozenset[str] = frozenset()
+        self.compatible = True
+        self.runs = 0
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.replier.close()
+
+    # -- one request ------------------------------------------------------
+    def serve_forever(self, stop: threading.Event | None = None) -> None:
+        """Answer requests until ``stop`` is set (checked every 200 ms), or forever."""
+        while stop is None or not stop.is_set():
+            data = self.replier.recv(timeout=0.2 if stop is not None else None)
+            while data is not None:
+                data = self.handle(data)
+
+    def handle(self, data: bytes) -> bytes | None:
+        """Answer one request; return a request to handle next (a run was cut short)."""
+        try:
+            message = decode(data)
+        except ProtocolError as error:
+            self._reply_error("ProtocolError", str(error))
+            return None
+        if isinstance(message, m.Handshake):
+            self._reply(self._handshake(message))
+        elif isinstance(message, m.Run):
+            return self._run()
+        elif isinstance(message, m.Reset):
+            self._reply(m.Reset())
+        else:
+            self._reply_error(
+                "ProtocolError", f"unexpected {type(message).__name__} outside a run"
+            )
+        return None
+
+    def _handshake(self, message: m.Handshake) -> m.HandshakeResult:
+        self.compatible = compatible(PROTOCOL_VERSION, message.protocol_version)
+        self.capabilities = negotiate(CAPABILITIES, message.capabilities)
+        if message.protocol_version is None:  # a pyprob 1.0.0 engine: answer in its terms
+            return m.HandshakeResult(SYSTEM_NAME, self.model_name)
+        return m.HandshakeResult(SYSTEM_NAME, self.model_name, PROTOCOL_VERSION, CAPABILITIES)
+
+    def _run(self) -> bytes | None:
+        if not self.compatible:
+            self._reply_error("HandshakeError", "incompatible protocol versions; handshake again")
+            return None
+        handler = _ServedHandler(self)
+        try:
+            with handler:
+                result = self.fn()
+            self._reply(m.RunResult(_as_tensor_or_none(result)))
+        except _Abort as abort:
+            if abort.reply is not None:
+                self._reply(abort.reply)
+            return abort.pending
+        except Exception as error:
+            self._reply_error(
+                type(error).__name__,
+                describe_exception(error, handler.last_address),
+                handler.last_address,
+            )
+        finally:
+            self.runs += 1
+        return None
+
+    # -- inside a run -------------------------------------------------------
+    def check_distribution(self, distribution: Any) -> None:
+        """Refuse what the engine cannot decode before sending it."""
+        import torch
+
+        if isinstance(distribution, torch.distributions.MultivariateNormal) and (
+            MULTIVARIATE_NORMAL not in self.capabilities
+        ):
+            raise UnsupportedDistribution(
+                "the engine did not announce the 'multivariate_normal' extension "
+                "(a PPX 1.0.0 peer such as pyprob cannot receive MultivariateNormal)"
+            )
+
+    def exchange(self, message: m.Message, expected: type) -> Any:
+        """Send ``message`` as the reply to the pending request; return the next request."""
+        self._reply(message)
+        data = self.replier.recv()
+        try:
+            reply = decode(data)
+        except ProtocolError as error:
+            raise _Abort(reply=self._error_message("ProtocolError", str(error))) from None
+        if isinstance(reply, expected):
+            return reply
+        if isinstance(reply, m.Reset):
+            raise _Abort(reply=m.Reset())
+        if isinstance(reply, (m.Run, m.Handshake)):
+            raise _Abort(pending=data)  # the engine gave up on this run: start over
+        raise _Abort(
+            reply=self._error_message(
+                "ProtocolError",
+                f"expected {expected.__name__}, got {type(reply).__name__}",
+                message.address if hasattr(message, "address") else "",
+            )
+        )
+
+    # -- replies --------------------------------------------------------------
+    def _reply(self, message: m.Message) -> None:
+        self.replier.send(encode(message))
+
+    def _error_message(self, error_type: str, text: str, address: str = "") -> m.Message:
+        if ERROR_REPORT in self.capabilities:
+            return m.Error(error_type, text, address)
+        print(f"ppx: {self.model_name}: {error_type}: {text}", file=sys.stderr)
+        return m.Reset()
+
+    def _reply_error(self, error_type: str, text: str, address: str = "") -> None:
+        self._reply(self._error_message(error_type, text, address))
+
+
+def _as_tensor_or_none(result: Any) -> Any:
+    if result is None:
+        return None
+    try:
+        return np.asarray(result, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None  # a non-numeric result stays on the simulator side
+
+
+def serve(
+    fn: Callable[[], Any],
+    address: str,
+    *,
+    model_name: str | None = None,
+    allow_remote: bool = False,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve ``fn`` as a PPX simulator at ``address``; blocks until stopped.
+
+    SIGTERM and Ctrl-C stop the server cleanly (socket closed, ipc file gone).
+
+    Arguments:
+        fn: the simulator: a callable without arguments that calls
+            ``ppx.sample``/``observe``/``tag`` and returns its result.
+        address: ``ipc:///tmp/name`` or ``tcp://127.0.0.1:PORT``.
+        model_name: the name engines see (default: ``fn``'s name).
+        allow_remote: bind beyond loopback (e.g. ``tcp://*:5555``).
+        stop: an event that ends serving when set (for threads).
+
+    Example:
+        >>> ppx.serve(simulator, "ipc:///tmp/gum")  # doctest: +SKIP
+    """
+    server = SimulatorServer(fn, address, model_name, allow_remote)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    print(f"ppx: serving {server.model_name!r} at {address}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(0)

@@ -1,0 +1,1 @@
+"""The PPX wire protocol: schema, message objects, codec and ZeroMQ transport."""
