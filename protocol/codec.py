@@ -21,6 +21,11 @@ string and ``len()`` on every ``ShapeAsNumpy()``):
 Distributions are ``torch.distributions`` objects (Pyro's distributions are
 subclasses of them); :data:`DISTRIBUTION_KINDS` lists the kinds the wire
 carries.
+
+Encoding uses flatc's generated builders. Decoding reads the tables directly,
+with bounds checks, taking every field id from the generated code: on this
+per-draw path it is several times faster than the generated accessors, and
+unlike them it notices strings cut short by a truncated buffer.
 """
 
 from __future__ import annotations
@@ -557,7 +562,7 @@ def _distribution(
     kwargs = {name: torch.from_numpy(value) for name, value in params.items()}
     try:
         return codec.torch_type(**kwargs, validate_args=True)
-    except (ValueError, RuntimeError, TypeError, IndexError) as exc:
+    except Exception as exc:  # torch rejects the parameters: ValueError mostly
         raise InvalidDistribution(
             f"invalid {codec.kind} parameters at address {address!r} "
             f"({_format_params(params)}): {exc}"

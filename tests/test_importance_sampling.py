@@ -1,0 +1,67 @@
+"""Importance sampling against exact posteriors, in-process and over PPX."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import simulator_argv
+
+import ppx
+from ppx.inference import Empirical, importance_sampling
+from ppx.simulators import branching, gaussian
+
+OBSERVE = {"obs0": 8.0, "obs1": 9.0}
+EXACT_MEAN, EXACT_STD = gaussian.exact_posterior([8.0, 9.0])
+
+
+def assert_gaussian_posterior(posterior: Empirical) -> None:
+    """Mean within 4 ESS-based standard errors; std within 25% (ESS >= 60 here)."""
+    assert EXACT_MEAN == pytest.approx(7.25) and EXACT_STD == pytest.approx(0.9128709)
+    assert posterior.ess > 30, f"ESS {posterior.ess:.1f} too low for a meaningful check"
+    standard_error = EXACT_STD / math.sqrt(posterior.ess)
+    assert abs(float(posterior.mean("mu")) - EXACT_MEAN) < 4 * standard_error
+    assert float(posterior.std("mu")) == pytest.approx(EXACT_STD, rel=0.25)
+
+
+def test_is_on_local_gaussian_matches_conjugate_posterior():
+    posterior = importance_sampling(ppx.LocalModel(gaussian.model), OBSERVE, 20_000)
+    assert_gaussian_posterior(posterior)
+    exact_log_evidence = gaussian.log_evidence([8.0, 9.0])
+    # log of a mean of weights: relative MC error of the mean weight ~ sqrt(N / ESS / N)
+    assert posterior.log_evidence == pytest.approx(exact_log_evidence, abs=4 / posterior.ess**0.5)
+
+
+@pytest.mark.slow
+def test_is_on_served_gaussian_matches_conjugate_posterior():
+    with ppx.RemoteModel.spawn(simulator_argv("gaussian")) as model:
+        posterior = importance_sampling(model, OBSERVE, 10_000)
+    assert_gaussian_posterior(posterior)
+
+
+def test_is_on_branching_model_matches_enumeration():
+    """Trace structure changes with r; p(r | obs) by enumeration, 4-sigma binomial-like bands."""
+    observation = branching.DEFAULT_OBSERVATION
+    exact = branching.exact_posterior(observation)
+    posterior = importance_sampling(
+        ppx.LocalModel(branching.model), {"obs": observation}, 20_000
+    )
+    r = posterior.values("r")
+    for value in range(8):
+        estimate = float(np.sum(posterior.weights[r == value]))
+        tolerance = 4 * math.sqrt(exact[value] * (1 - exact[value]) / posterior.ess) + 1e-3
+        assert abs(estimate - exact[value]) < tolerance, (value, estimate, exact[value])
+
+
+def test_unknown_observation_name_warns():
+    with pytest.warns(UserWarning, match=r"\['obs7'\].*matched no draw"):
+        importance_sampling(ppx.LocalModel(gaussian.model), {"obs7": 1.0}, 3)
+
+
+def test_empirical_rejects_impossible_observations():
+    traces = ppx.LocalModel(gaussian.model).prior(3)
+    with pytest.raises(ValueError, match="zero weight"):
+        Empirical(traces, [-math.inf] * 3)
+    with pytest.raises(KeyError, match="not a draw or tag"):
+        Empirical(traces).mean("nope")
