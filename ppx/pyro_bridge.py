@@ -19,17 +19,30 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyro
+import pyro.distributions
 import torch
+from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.poutine.messenger import Messenger
 
 from ppx.controllers import Controller
 from ppx.model import Model
 from ppx.primitives import observe as ppx_observe
 from ppx.primitives import sample as ppx_sample
+from ppx.protocol.codec import distribution_arguments, distribution_kind
 from ppx.recorder import Recorder
 from ppx.server import serve
 
-__all__ = ["PyroRecorder", "as_pyro_model", "serve_pyro"]
+__all__ = ["PPXMessenger", "PyroRecorder", "as_pyro_distribution", "as_pyro_model", "serve_pyro"]
+
+
+def as_pyro_distribution(
+    distribution: torch.distributions.Distribution,
+) -> TorchDistributionMixin:
+    """The same distribution as a Pyro one (Pyro's sample sites need its API)."""
+    if isinstance(distribution, TorchDistributionMixin):
+        return distribution
+    pyro_type = getattr(pyro.distributions, distribution_kind(distribution))
+    return pyro_type(**distribution_arguments(distribution), validate_args=False)
 
 
 class _PyroController:
@@ -41,7 +54,8 @@ class _PyroController:
     def __call__(
         self, address: str, name: str | None, distribution: torch.distributions.Distribution
     ) -> torch.Tensor:
-        return pyro.sample(self.recorder.site_name(address, name), distribution)
+        site = self.recorder.site_name(address, name)
+        return pyro.sample(site, as_pyro_distribution(distribution))
 
 
 class PyroRecorder(Recorder):
@@ -64,7 +78,8 @@ class PyroRecorder(Recorder):
         super().observe(base, name, distribution, value)
         draw = self.trace.draws[-1]
         if draw.observed and distribution is not None:
-            pyro.sample(self.site_name(draw.address, name), distribution, obs=draw.value)
+            site = self.site_name(draw.address, name)
+            pyro.sample(site, as_pyro_distribution(distribution), obs=draw.value)
 
 
 def as_pyro_model(model: Model) -> Callable[..., Any]:

@@ -20,7 +20,8 @@ from ppx.model import Model
 from ppx.process import SimulatorProcess
 from ppx.protocol import messages as m
 from ppx.protocol.capabilities import CAPABILITIES, PROTOCOL_VERSION, compatible, negotiate
-from ppx.protocol.codec import decode, encode
+from ppx.protocol.codec import decode
+from ppx.protocol.templates import encode
 from ppx.protocol.transport import Requester
 from ppx.recorder import Recorder
 from ppx.trace import Trace

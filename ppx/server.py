@@ -28,7 +28,8 @@ from ppx.protocol.capabilities import (
     compatible,
     negotiate,
 )
-from ppx.protocol.codec import decode, encode
+from ppx.protocol.codec import decode
+from ppx.protocol.templates import encode
 from ppx.protocol.transport import Replier
 from ppx.runtime import Effect, Handler
 
@@ -107,6 +108,7 @@ class SimulatorServer:
         self.capabilities: frozenset[str] = frozenset()
         self.compatible = True
         self.runs = 0
+        self._stop: threading.Event | None = None
 
     def close(self) -> None:
         """Close the socket."""
@@ -115,6 +117,7 @@ class SimulatorServer:
     # -- one request ------------------------------------------------------
     def serve_forever(self, stop: threading.Event | None = None) -> None:
         """Answer requests until ``stop`` is set (checked every 200 ms), or forever."""
+        self._stop = stop
         while stop is None or not stop.is_set():
             data = self.replier.recv(timeout=0.2 if stop is not None else None)
             while data is not None:
@@ -185,7 +188,7 @@ class SimulatorServer:
     def exchange(self, message: m.Message, expected: type) -> Any:
         """Send ``message`` as the reply to the pending request; return the next request."""
         self._reply(message)
-        data = self.replier.recv()
+        data = self._next_request()
         try:
             reply = decode(data)
         except ProtocolError as error:
@@ -203,6 +206,17 @@ class SimulatorServer:
                 message.address if hasattr(message, "address") else "",
             )
         )
+
+    def _next_request(self) -> bytes:
+        """Wait for the engine's next request; give up on the run if the server stops."""
+        if self._stop is None:
+            return self.replier.recv()
+        while True:
+            data = self.replier.recv(timeout=0.2)
+            if data is not None:
+                return data
+            if self._stop.is_set():
+                raise _Abort()
 
     # -- replies --------------------------------------------------------------
     def _reply(self, message: m.Message) -> None:

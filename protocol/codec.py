@@ -11,7 +11,8 @@ string and ``len()`` on every ``ShapeAsNumpy()``):
 * every address / name / system_name / model_name string is written, ``""``
   standing for ``None``;
 * every Tensor carries both its data (float64) and its shape (int32) vector,
-  a scalar having shape ``[]`` and ``None`` being written as an empty tensor;
+  a scalar having shape ``[]``; ``None`` is written as pyprob writes it, as
+  ``torch.zeros(0)`` (no data, shape ``[0]``), and read back as ``None``;
 * no ``"PPXF"`` file identifier is written (pyprob never writes it), though
   ``decode`` accepts buffers that carry it;
 * the handshake extensions (``protocol_version``, ``capabilities``) are
@@ -74,7 +75,15 @@ from ._generated.ppx import (
     Weibull,
 )
 
-__all__ = ["DISTRIBUTION_KINDS", "decode", "distribution_kind", "encode"]
+__all__ = [
+    "DISTRIBUTION_KINDS",
+    "RawDistribution",
+    "decode",
+    "distribution_arguments",
+    "distribution_kind",
+    "distribution_parameters",
+    "encode",
+]
 
 _BODY = MessageBody.MessageBody
 _DIST = Distribution.Distribution
@@ -116,6 +125,10 @@ _DISTRIBUTIONS: dict[str, tuple[type, Any, tuple[tuple[str, str], ...]]] = {
 
 DISTRIBUTION_KINDS: tuple[str, ...] = tuple(_DISTRIBUTIONS)
 """The distribution kinds PPX carries, in Distribution-union order."""
+
+# Parameters that torch normalises before validating them, so that its check
+# cannot fail: the decoder checks them against the simplex itself.
+_SIMPLEX_PARAMS = {"Categorical": ("probs",)}
 
 
 class _SlotProbe:
@@ -163,6 +176,7 @@ class _DistCodec(NamedTuple):
     start: Callable[[flatbuffers.Builder], None]
     end: Callable[[flatbuffers.Builder], int]
     fields: tuple[_Field, ...]
+    simplex: tuple[str, ...]  # see _SIMPLEX_PARAMS
 
 
 def _make_codec(kind: str, torch_type: type, module: Any, pairs: tuple) -> _DistCodec:
@@ -172,7 +186,8 @@ def _make_codec(kind: str, torch_type: type, module: Any, pairs: tuple) -> _Dist
         for fbs, attr in pairs
     )
     union_type = getattr(_DIST, kind)
-    return _DistCodec(kind, torch_type, union_type, module.Start, module.End, fields)
+    simplex = _SIMPLEX_PARAMS.get(kind, ())
+    return _DistCodec(kind, torch_type, union_type, module.Start, module.End, fields, simplex)
 
 
 _CODECS = tuple(_make_codec(kind, *row) for kind, row in _DISTRIBUTIONS.items())
@@ -183,7 +198,13 @@ _CODEC_CACHE: dict[type, _DistCodec | None] = {}
 
 def _codec_of(dist: object) -> _DistCodec:
     """The codec of ``dist``'s type: the first torch class in its MRO we know."""
-    cls = type(dist)
+    if isinstance(dist, RawDistribution):
+        return _codec_of_type(dist.torch_type)
+    return _codec_of_type(type(dist))
+
+
+def _codec_of_type(cls: type) -> _DistCodec:
+    """The codec of a distribution class."""
     try:
         codec = _CODEC_CACHE[cls]
     except KeyError:
@@ -212,6 +233,27 @@ def distribution_kind(dist: D.Distribution) -> str:
         UnsupportedDistribution: PPX cannot carry this distribution type.
     """
     return _codec_of(dist).kind
+
+
+class RawDistribution(NamedTuple):
+    """A stand-in for a distribution when encoding: its type and explicit parameters.
+
+    Lets :mod:`ppx.protocol.templates` encode parameters that no torch
+    constructor would accept unchanged (its sentinels).
+    """
+
+    torch_type: type
+    parameters: tuple[Any, ...]
+
+
+def distribution_parameters(dist: D.Distribution) -> tuple[Any, ...]:
+    """The parameters PPX sends for ``dist``, in the order of its table's fields."""
+    return tuple(getattr(dist, field.attr) for field in _codec_of(dist).fields)
+
+
+def distribution_arguments(dist: D.Distribution) -> dict[str, Any]:
+    """The constructor keywords that rebuild ``dist`` from what PPX sends."""
+    return {field.attr: getattr(dist, field.attr) for field in _codec_of(dist).fields}
 
 
 # ---------------------------------------------------------------------------
@@ -253,7 +295,11 @@ def _write_distribution(b: flatbuffers.Builder, dist: D.Distribution | None) -> 
     if dist is None:
         return _DIST.NONE, 0
     codec = _codec_of(dist)
-    tensors = [_write_tensor(b, getattr(dist, field.attr)) for field in codec.fields]
+    if isinstance(dist, RawDistribution):
+        params = dist.parameters
+    else:
+        params = [getattr(dist, field.attr) for field in codec.fields]
+    tensors = [_write_tensor(b, param) for param in params]
     codec.start(b)
     for field, tensor in zip(codec.fields, tensors, strict=True):
         field.add(b, tensor)
@@ -561,12 +607,15 @@ def _distribution(
         params[field.attr] = value
     kwargs = {name: torch.from_numpy(value) for name, value in params.items()}
     try:
+        for name in codec.simplex:
+            if not D.constraints.simplex.check(kwargs[name]).all():
+                raise ValueError(f"{name} must be non-negative and sum to 1")
         return codec.torch_type(**kwargs, validate_args=True)
     except Exception as exc:  # torch rejects the parameters: ValueError mostly
         raise InvalidDistribution(
             f"invalid {codec.kind} parameters at address {address!r} "
             f"({_format_params(params)}): {exc}"
-        ) from None
+        ) from exc
 
 
 def _dec_handshake(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Handshake:

@@ -69,7 +69,7 @@ class Requester:
 
     def send(self, data: bytes) -> None:
         """Send one request."""
-        self._socket.send(data, copy=False)
+        self._socket.send(data)
 
     def recv(self, timeout: float | None) -> bytes | str:
         """The reply, or a string saying why none came ("timeout" or the death reason)."""
@@ -117,7 +117,7 @@ class Replier:
 
     def send(self, data: bytes) -> None:
         """Send the reply to the last request."""
-        self._socket.send(data, copy=False)
+        self._socket.send(data)
 
     def close(self) -> None:
         """Unbind and close."""

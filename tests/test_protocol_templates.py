@@ -1,0 +1,46 @@
+"""Template encoding gives exactly the builder's bytes, for every templated message."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import distributions as D
+
+from ppx.protocol import codec, templates
+from ppx.protocol import messages as m
+
+DISTRIBUTIONS = [
+    lambda: D.Normal(torch.randn(()), torch.rand(()) + 0.1),
+    lambda: D.Normal(torch.randn(3), torch.rand(3) + 0.1),
+    lambda: D.Categorical(torch.softmax(torch.randn(4), 0)),
+    lambda: D.Uniform(torch.rand(()), torch.rand(()) + 1.0),
+    lambda: D.Binomial(10, torch.rand(())),
+    lambda: D.MultivariateNormal(torch.randn(2), torch.eye(2) * (1 + torch.rand(()))),
+]
+
+
+@pytest.mark.parametrize("make", DISTRIBUTIONS)
+def test_sample_and_observe_templates_match_builder(make):
+    for _ in range(3):  # first builds the template, later ones patch it
+        dist = make()
+        sample = m.Sample("site:12", dist, "x", control=bool(torch.rand(()) > 0.5))
+        assert templates.encode(sample) == codec.encode(sample)
+        observe = m.Observe("site:13", dist, dist.sample(), None)
+        assert templates.encode(observe) == codec.encode(observe)
+
+
+@pytest.mark.parametrize(
+    "value", [1.5, torch.tensor(2.0), torch.tensor([1.0, 2.0]), torch.zeros(2, 3), None]
+)
+def test_result_and_tag_templates_match_builder(value):
+    for scale in (1.0, -3.0):
+        scaled = None if value is None else torch.as_tensor(value) * scale
+        for message in (m.SampleResult(scaled), m.RunResult(scaled), m.Tag("t", scaled, "t")):
+            assert templates.encode(message) == codec.encode(message)
+            decoded = codec.decode(templates.encode(message))
+            assert type(decoded) is type(message)
+
+
+def test_untemplated_messages_fall_back_to_builder():
+    for message in (m.Run(), m.Reset(), m.Handshake("x", "1.1.0", ("a",)), m.Error("E", "msg")):
+        assert templates.encode(message) == codec.encode(message)
