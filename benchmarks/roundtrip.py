@@ -499,10 +499,10 @@ def bench_local(variant: str, draws: int, runs: int, pause_gc: bool) -> list[dic
 def bench_breakdown(draws: int) -> dict[str, float]:
     """Microbenchmarks of the pieces of one draw (best of 3, us per call)."""
     import torch
-    from ppx.protocol import codec
-    from ppx.protocol import messages as msgs
 
     import ppx
+    from ppx.protocol import codec
+    from ppx.protocol import messages as msgs
     from ppx.recorder import Recorder
 
     normal = torch.distributions.Normal
@@ -791,10 +791,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     import torch
-    from ppx.protocol import codec
-    from ppx.protocol import messages as msgs
 
     import ppx  # noqa: F401 - fail early if the package is broken
+    from ppx.protocol import codec
+    from ppx.protocol import messages as msgs
 
     pause_gc = not args.keep_gc
     dist = torch.distributions.Normal(0.0, 1.0)

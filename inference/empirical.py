@@ -33,9 +33,7 @@ class Empirical:
             log_weights = np.zeros(len(self.traces))
         self.log_weights = np.asarray(log_weights, dtype=np.float64)
         if self.log_weights.shape != (len(self.traces),):
-            raise ValueError(
-                f"{len(self.traces)} traces but {self.log_weights.size} log weights"
-            )
+            raise ValueError(f"{len(self.traces)} traces but {self.log_weights.size} log weights")
         if not np.isfinite(self.log_weights).any():
             raise ValueError(
                 "every trace has zero weight (log weight -inf or NaN): the observations are "

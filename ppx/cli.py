@@ -104,7 +104,12 @@ def serve(
     import ppx
 
     fn, name = load_simulator(simulator)
-    ppx.serve(fn, address or f"ipc:///tmp/ppx-{name}", model_name=name, allow_remote=allow_remote)
+    try:
+        ppx.serve(
+            fn, address or f"ipc:///tmp/ppx-{name}", model_name=name, allow_remote=allow_remote
+        )
+    except ValueError as error:  # a refused or malformed bind address
+        raise typer.BadParameter(str(error), param_hint="--address") from None
 
 
 @app.command()
@@ -123,7 +128,8 @@ def prior(
         traces = [model.run() for _ in tqdm(range(num_traces), desc=f"prior {model.name}")]
         elapsed = time.perf_counter() - started
         name = model.name
-    table = Table(title=f"prior of {name}: {num_traces} traces, {num_traces / elapsed:.0f} traces/s")
+    rate = num_traces / elapsed
+    table = Table(title=f"prior of {name}: {num_traces} traces, {rate:.0f} traces/s")
     for column in ("latent", "mean", "std", "min", "max"):
         table.add_column(column, justify="left" if column == "latent" else "right")
     for key in latent_names(traces):

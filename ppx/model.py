@@ -60,7 +60,7 @@ class Model(ABC):
     def _execute(self, recorder: Recorder) -> Any:
         """Run the program once, reporting draws to ``recorder``; return its result."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release processes and sockets (nothing to release in-process)."""
 
     def __enter__(self) -> Model:

@@ -137,9 +137,7 @@ class SimulatorServer:
         elif isinstance(message, m.Reset):
             self._reply(m.Reset())
         else:
-            self._reply_error(
-                "ProtocolError", f"unexpected {type(message).__name__} outside a run"
-            )
+            self._reply_error("ProtocolError", f"unexpected {type(message).__name__} outside a run")
         return None
 
     def _handshake(self, message: m.Handshake) -> m.HandshakeResult:

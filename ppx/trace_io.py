@@ -31,8 +31,9 @@ def save_traces(path: str | Path, traces: Sequence[Trace], model_name: str = "")
     for index, trace in enumerate(traces):
         for draw in trace:
             if draw.value is not None:
-                draws[draw.address].append((index, np.asarray(draw.value, dtype=np.float64),
-                                            draw.log_prob))
+                draws[draw.address].append(
+                    (index, np.asarray(draw.value, dtype=np.float64), draw.log_prob)
+                )
                 names[draw.address] = draw.name
                 observed[draw.address] = draw.observed
         for name, value in trace.tags.items():

@@ -10,7 +10,7 @@ wire carries the empty string.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 
@@ -123,17 +123,18 @@ class Error:
     name: str | None = None
 
 
-Message = Union[
-    Handshake,
-    HandshakeResult,
-    Run,
-    RunResult,
-    Sample,
-    SampleResult,
-    Observe,
-    ObserveResult,
-    Tag,
-    TagResult,
-    Reset,
-    Error,
-]
+Message = (
+    Handshake
+    | HandshakeResult
+    | Run
+    | RunResult
+    | Sample
+    | SampleResult
+    | Observe
+    | ObserveResult
+    | Tag
+    | TagResult
+    | Reset
+    | Error
+)
+"""Any PPX message."""

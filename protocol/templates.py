@@ -38,7 +38,7 @@ class _Template:
 
     def fill(self, arrays: list[np.ndarray]) -> bytes:
         out = bytearray(self.buffer)
-        for offset, array in zip(self.offsets, arrays):
+        for offset, array in zip(self.offsets, arrays, strict=True):
             if array.size:
                 out[offset : offset + 8 * array.size] = array.tobytes()
         return bytes(out)

@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx.setsockopt(zmq.RCVTIMEO, timeout_ms)
         ctx.setsockopt(zmq.SNDTIMEO, timeout_ms)
 
-        import torch
         import pyprob
+        import torch
         from pyprob import util as pyprob_util
 
         pyprob.set_verbosity(0)  # no progress bars
@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             results = [traces._get_value(i).result for i in range(traces.length)]
             result_mean = None
             if all(r is not None for r in results):
-                result_mean = float(torch.stack([r.double().reshape(-1)[0] for r in results]).mean())
+                firsts = [r.double().reshape(-1)[0] for r in results]
+                result_mean = float(torch.stack(firsts).mean())
             log_evidence = None
             if args.mode == "posterior":
                 lw = torch.as_tensor(traces.log_weights, dtype=torch.float64)

@@ -44,9 +44,7 @@ def test_is_on_branching_model_matches_enumeration():
     """Trace structure changes with r; p(r | obs) by enumeration, 4-sigma binomial-like bands."""
     observation = branching.DEFAULT_OBSERVATION
     exact = branching.exact_posterior(observation)
-    posterior = importance_sampling(
-        ppx.LocalModel(branching.model), {"obs": observation}, 20_000
-    )
+    posterior = importance_sampling(ppx.LocalModel(branching.model), {"obs": observation}, 20_000)
     r = posterior.values("r")
     for value in range(8):
         estimate = float(np.sum(posterior.weights[r == value]))

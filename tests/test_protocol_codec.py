@@ -22,11 +22,11 @@ import numpy as np
 import pyro.distributions as pyro_dist
 import pytest
 import torch
-from ppx.protocol import codec
-from ppx.protocol import messages as m
 from torch import distributions as D
 
 from ppx.errors import InvalidDistribution, ProtocolError, UnsupportedDistribution
+from ppx.protocol import codec
+from ppx.protocol import messages as m
 
 SCHEMA = Path(codec.__file__).with_name("ppx.fbs")
 F64 = torch.float64

@@ -56,8 +56,15 @@ def test_pyprob_engine_gets_right_prior(ipc_address):
 def test_pyprob_engine_importance_sampling_posterior(ipc_address):
     with served(gaussian.model, ipc_address, "gaussian"):
         result = drive(
-            ipc_address, "--mode", "posterior", "--num-traces", "8000",
-            "--observe", "obs0=8", "--observe", "obs1=9",
+            ipc_address,
+            "--mode",
+            "posterior",
+            "--num-traces",
+            "8000",
+            "--observe",
+            "obs0=8",
+            "--observe",
+            "obs1=9",
         )
     mean, std = gaussian.exact_posterior([8.0, 9.0])
     assert result["ess"] > 30

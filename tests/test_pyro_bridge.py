@@ -34,9 +34,7 @@ def test_remote_model_under_poutine_trace_and_condition(serve_in_thread):
         assert float(trace.log_prob_sum()) == pytest.approx(float(expected), rel=1e-6)
 
         first = poutine.trace(pyro_model).get_trace(observe=OBSERVE)
-        replayed = poutine.trace(poutine.replay(pyro_model, trace=first)).get_trace(
-            observe=OBSERVE
-        )
+        replayed = poutine.trace(poutine.replay(pyro_model, trace=first)).get_trace(observe=OBSERVE)
         assert replayed.nodes["mu"]["value"].item() == pytest.approx(
             first.nodes["mu"]["value"].item()
         )

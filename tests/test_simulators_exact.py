@@ -14,9 +14,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from ppx.simulators import _main, branching, gaussian, hmm
 
 import ppx
+from ppx.simulators import _main, branching, gaussian, hmm
 
 
 def _normal_logpdf(x, loc, scale):

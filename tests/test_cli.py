@@ -1,0 +1,131 @@
+"""The ``ppx`` command line, run as real subprocesses (``--simulator`` spawns a simulator)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import ppx
+from ppx.simulators import gaussian
+
+# A wide terminal, so that rich neither wraps the table title nor the error boxes.
+ENV = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
+
+
+def ppx_cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ppx.cli ARGS`` and return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "ppx.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+        cwd=cwd,
+    )
+
+
+def table_row(stdout: str, latent: str) -> list[str]:
+    """The cells after the latent's name in its row of the printed rich table."""
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in re.split(r"[│┃|]", line)]
+        cells = [cell for cell in cells if cell]
+        if cells and cells[0] == latent:
+            return cells[1:]
+    raise AssertionError(f"no row for {latent!r} in:\n{stdout}")
+
+
+def test_infer_gaussian_matches_exact_posterior(tmp_path):
+    done = ppx_cli(
+        "infer", "--simulator", "gaussian", "--observe", "obs0=8", "--observe", "obs1=9",
+        "-n", "3000", cwd=tmp_path, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ess = float(re.search(r"ESS ([0-9.]+)", done.stdout).group(1))
+    mean = float(table_row(done.stdout, "mu")[0])
+    exact_mean, exact_std = gaussian.exact_posterior([8.0, 9.0])
+    assert exact_mean == pytest.approx(7.25) and exact_std == pytest.approx(0.9128709)
+    assert ess > 5, done.stdout
+    assert abs(mean - exact_mean) < 4 * exact_std / math.sqrt(ess), done.stdout
+    assert "log evidence:" in done.stdout
+
+
+def test_prior_writes_hdf5(tmp_path):
+    out = tmp_path / "prior.h5"
+    done = ppx_cli("prior", "--simulator", "gaussian", "-n", "500", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "500 traces" in done.stdout and f"wrote 500 traces to {out}" in done.stdout
+    with h5py.File(out, "r") as file:
+        values = file["draws/mu__Normal__1/value"][()]
+        assert values.shape[0] == 500
+        assert abs(values.mean() - 1.0) < 4 * math.sqrt(5 / 500)
+        assert file.attrs["num_traces"] == 500
+        assert file.attrs["model"] == "gaussian"
+
+
+def test_prior_against_served_address(serve_in_thread, tmp_path):
+    with serve_in_thread(gaussian.model, "gaussian") as address:
+        done = ppx_cli("prior", "--address", address, "-n", "50", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "prior of gaussian: 50 traces" in done.stdout
+    mean, std, low, high = (float(cell) for cell in table_row(done.stdout, "mu"))
+    assert low <= mean <= high and std > 0
+    assert abs(mean - 1.0) < 4 * math.sqrt(5 / 50)
+
+
+def test_serve_then_connect_then_sigterm(ipc_address, tmp_path):
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ppx.cli", "serve", "gaussian", "--address", ipc_address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+    )
+    try:
+        with ppx.RemoteModel(ipc_address, timeout=30) as model:
+            assert model.name == "gaussian"
+            trace = model.run(observe={"obs0": 8.0, "obs1": 9.0})
+            assert np.isfinite(float(trace["mu"])) and np.isfinite(trace.log_likelihood)
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=5)
+        assert server.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["prior", "--simulator", "nope", "-n", "2"], "unknown simulator 'nope'"),
+        (["prior", "-n", "2"], "give exactly one of --simulator"),
+        (
+            ["infer", "--simulator", "gaussian", "--address", "ipc:///tmp/ppx-none", "-n", "2"],
+            "give exactly one of --simulator",
+        ),
+        (["infer", "--simulator", "gaussian", "--observe", "obs0", "-n", "2"], "name=value"),
+        (
+            ["infer", "--simulator", "gaussian", "--observe", "obs0=abc", "-n", "2"],
+            "'abc' is not a number",
+        ),
+        (["serve", "gaussian", "--address", "tcp://0.0.0.0:5555"], "--allow-remote"),
+    ],
+    ids=["unknown-simulator", "neither", "both", "observe-no-equals", "observe-nan", "remote-bind"],
+)
+def test_bad_input_is_a_clear_error(args, message, tmp_path):
+    done = ppx_cli(*args, cwd=tmp_path, timeout=30)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert message in output, output
+    assert "Traceback" not in output, output
