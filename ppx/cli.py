@@ -89,7 +89,8 @@ def latent_names(traces: list) -> list[str]:
     for trace in traces:
         for draw in trace.samples:
             key = draw.name or draw.address
-            if np.ndim(draw.value) == 0:
+            # an observe without data is in ``samples`` too, with value None: not a latent
+            if draw.value is not None and np.ndim(draw.value) == 0:
                 keys[key] = keys.get(key, 0) + 1
     return [key for key, count in keys.items() if count >= len(traces)]
 

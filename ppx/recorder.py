@@ -98,7 +98,7 @@ class Recorder:
         observed = value is not None
         if observed:
             value = torch.as_tensor(value)
-        self.trace.add(Draw(address, base, name, distribution, value, False, observed))
+        self.trace.add(Draw(address, base, name, distribution, value, False, observed, "observe"))
 
     def tag(self, name: str, value: Any) -> None:
         """Record a tag."""

@@ -24,6 +24,8 @@ class Draw:
         value: the value (``None`` for an observe without data).
         controlled: the engine chose the value (False for ``control=False``).
         observed: the draw is an observation (or a sample conditioned on data).
+        statement: ``"sample"`` or ``"observe"``: which primitive made the draw
+            (an observe without data is neither latent nor observed).
     """
 
     __slots__ = (
@@ -34,6 +36,7 @@ class Draw:
         "distribution",
         "name",
         "observed",
+        "statement",
         "value",
     )
 
@@ -46,6 +49,7 @@ class Draw:
         value: Any,
         controlled: bool,
         observed: bool,
+        statement: str = "sample",
     ) -> None:
         self.address = address
         self.base = base
@@ -54,7 +58,13 @@ class Draw:
         self.value = value
         self.controlled = controlled
         self.observed = observed
+        self.statement = statement
         self._log_prob: float | None = None
+
+    @property
+    def is_latent(self) -> bool:
+        """A sample statement without data: a latent variable of the program."""
+        return self.statement == "sample" and not self.observed
 
     @property
     def log_prob(self) -> float:
@@ -68,8 +78,8 @@ class Draw:
         return self._log_prob
 
     def __repr__(self) -> str:
-        kind = "observe" if self.observed else "sample"
-        return f"Draw({kind} {self.address!r}, name={self.name!r}, value={self.value!r})"
+        kind = "observed" if self.observed else "latent" if self.is_latent else "unobserved"
+        return f"Draw({self.statement} {kind} {self.address!r}, name={self.name!r}, value={self.value!r})"
 
 
 class Trace:
@@ -121,8 +131,8 @@ class Trace:
 
     @property
     def samples(self) -> list[Draw]:
-        """The latent draws (not observed)."""
-        return [d for d in self.draws if not d.observed]
+        """The latent draws: sample statements without data."""
+        return [d for d in self.draws if d.is_latent]
 
     @property
     def observes(self) -> list[Draw]:
@@ -137,7 +147,7 @@ class Trace:
     @property
     def log_prior(self) -> float:
         """Sum of log-probabilities of the latent draws."""
-        return sum(d.log_prob for d in self.draws if not d.observed)
+        return sum(d.log_prob for d in self.draws if d.is_latent)
 
     @property
     def log_joint(self) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 import shutil
 import sys
 import tempfile
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+import zmq
 
 import ppx
 
@@ -19,6 +22,33 @@ import ppx
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(20261123)
+
+
+def _child_processes() -> set[int]:
+    children: set[int] = set()
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{task}/children") as file:
+            children.update(int(pid) for pid in file.read().split())
+    return children
+
+
+def _open_sockets() -> set[int]:
+    gc.collect()
+    return {id(s) for s in zmq.Context.instance()._sockets if not s.closed}
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test ends with no new child process and no new open ZeroMQ socket."""
+    if not os.path.exists("/proc/self/task"):
+        yield
+        return
+    processes, sockets = _child_processes(), _open_sockets()
+    yield
+    leaked_processes = _child_processes() - processes
+    leaked_sockets = _open_sockets() - sockets
+    assert not leaked_processes, f"{request.node.name} leaked processes {leaked_processes}"
+    assert not leaked_sockets, f"{request.node.name} leaked {len(leaked_sockets)} zmq sockets"
 
 
 @pytest.fixture

@@ -44,10 +44,8 @@ def table_row(stdout: str, latent: str) -> list[str]:
 
 
 def test_infer_gaussian_matches_exact_posterior(tmp_path):
-    done = ppx_cli(
-        "infer", "--simulator", "gaussian", "--observe", "obs0=8", "--observe", "obs1=9",
-        "-n", "3000", cwd=tmp_path, timeout=180,
-    )  # fmt: skip
+    args = "infer --simulator gaussian --observe obs0=8 --observe obs1=9 -n 3000".split()
+    done = ppx_cli(*args, cwd=tmp_path, timeout=180)
     assert done.returncode == 0, done.stderr
     ess = float(re.search(r"ESS ([0-9.]+)", done.stdout).group(1))
     mean = float(table_row(done.stdout, "mu")[0])

@@ -127,3 +127,14 @@ def test_simulator_exception_keeps_partial_trace_and_names_site():
     assert "test_runtime.py" in str(error)  # the simulator line that built the bad Normal
     assert error.address == "ok__Normal__1"
     assert [d.name for d in error.trace] == ["ok"]
+
+
+def test_observe_without_data_is_neither_latent_nor_observed():
+    def simulator() -> None:
+        mu = ppx.sample(Normal(0.0, 1.0), name="mu")
+        ppx.observe(Normal(mu, 1.0), name="y")
+
+    trace = ppx.LocalModel(simulator).run()
+    assert [d.name for d in trace.samples] == ["mu"]
+    assert trace.observes == [] and trace.log_likelihood == 0.0
+    assert trace.draw("y").statement == "observe" and trace["y"] is None
