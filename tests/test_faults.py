@@ -24,6 +24,9 @@ def simulator():
     x = ppx.sample(Normal(0.0, 1.0), name="x")
     if mode == "crash":
         os._exit(3)
+    if mode == "crash_once" and not os.path.exists(sys.argv[2]):
+        open(sys.argv[2], "w").close()
+        os._exit(4)
     if mode == "hang":
         time.sleep(3600)
     return x
@@ -158,6 +161,16 @@ def test_crashed_simulator_is_reported_and_restarted(flaky_script):
     finally:
         model.close()
     assert model.process.pid is None  # stopped
+
+
+def test_crashed_spawn_is_restarted_and_run_retried(flaky_script, tmp_path):
+    marker = str(tmp_path / "crashed-once")
+    argv = [sys.executable, flaky_script, "crash_once", marker]
+    with ppx.RemoteModel.spawn(argv, retries=1) as model:
+        first_pid = model.process.pid
+        trace = model.run()
+        assert [d.name for d in trace] == ["x"]
+        assert model.process.pid != first_pid  # a new process served the retried run
 
 
 def test_hung_simulator_times_out(flaky_script):

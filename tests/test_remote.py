@@ -118,3 +118,16 @@ def test_serve_refuses_public_interfaces_unless_asked():
         ppx.serve(gaussian.model, "tcp://0.0.0.0:5555")
     with pytest.raises(ValueError, match="must look like"):
         ppx.serve(gaussian.model, "localhost:5555")
+
+
+@pytest.mark.parametrize("name", ["gaussian", "hmm", "branching"])
+def test_builtin_simulators_serve_from_the_command_line(name):
+    """``python -m ppx.simulators.NAME --address ADDR`` serves the same program as in-process."""
+    from importlib import import_module
+
+    local = ppx.LocalModel(import_module(f"ppx.simulators.{name}").model).run()
+    with ppx.RemoteModel.spawn(simulator_argv(name)) as model:
+        assert model.name == name
+        remote = model.run(controller=ppx.ReplayController({d.address: d.value for d in local}))
+    assert [d.address for d in remote] == [d.address for d in local]
+    assert remote.log_prior == pytest.approx(local.log_prior)
