@@ -47,7 +47,7 @@ def plot(posterior, exact_mean: float, exact_std: float, path: str) -> None:
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.hist(
         posterior.values("mu"),
-        bins=50,
+        bins=np.linspace(grid[0], grid[-1], 41),  # prior draws far out carry ~0 weight
         weights=posterior.weights,
         density=True,
         alpha=0.6,

@@ -37,6 +37,9 @@ AddressOption = Annotated[
     str | None, typer.Option("--address", "-a", help="address of a simulator already serving")
 ]
 TimeoutOption = Annotated[float, typer.Option(help="seconds to wait for each simulator reply")]
+SeedOption = Annotated[
+    int | None, typer.Option(help="seed the engine's random numbers (the engine draws every value)")
+]
 
 
 def load_simulator(spec: str) -> tuple[Callable[[], Any], str]:
@@ -68,6 +71,14 @@ def open_model(simulator: str | None, address: str | None, timeout: float):
     return ppx.RemoteModel.spawn(argv, timeout=timeout)
 
 
+def seed_engine(seed: int | None) -> None:
+    """Seed torch (which makes every controlled draw) when a seed is given."""
+    if seed is not None:
+        import torch
+
+        torch.manual_seed(seed)
+
+
 def parse_observations(pairs: list[str]) -> dict[str, Any]:
     """``["obs0=8", "img=[1,2]"]`` -> ``{"obs0": 8.0, "img": [1.0, 2.0]}``."""
     observe = {}
@@ -89,8 +100,7 @@ def latent_names(traces: list) -> list[str]:
     for trace in traces:
         for draw in trace.samples:
             key = draw.name or draw.address
-            # an observe without data is in ``samples`` too, with value None: not a latent
-            if draw.value is not None and np.ndim(draw.value) == 0:
+            if np.ndim(draw.value) == 0:
                 keys[key] = keys.get(key, 0) + 1
     return [key for key, count in keys.items() if count >= len(traces)]
 
@@ -120,8 +130,10 @@ def prior(
     num_traces: Annotated[int, typer.Option("--num-traces", "-n", min=1)] = 1000,
     out: Annotated[Path | None, typer.Option(help="write the traces to this HDF5 file")] = None,
     timeout: TimeoutOption = 30.0,
+    seed: SeedOption = None,
 ) -> None:
     """Run the simulator under its prior and summarise its latents."""
+    seed_engine(seed)
     from tqdm import tqdm
 
     with open_model(simulator, address, timeout) as model:
@@ -153,8 +165,10 @@ def infer(
     ] = [],  # noqa: B006 - typer reads the default
     num_traces: Annotated[int, typer.Option("--num-traces", "-n", min=1)] = 5000,
     timeout: TimeoutOption = 30.0,
+    seed: SeedOption = None,
 ) -> None:
     """Posterior by importance sampling (prior proposal); prints mean, std and ESS."""
+    seed_engine(seed)
     from ppx.inference import importance_sampling
 
     data = parse_observations(observe)

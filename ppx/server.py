@@ -9,6 +9,8 @@ engine) is reported to the engine and the server keeps serving.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -272,6 +274,14 @@ def serve(
         pass
     finally:
         server.close()
+        _remove_ipc_file(address)
+
+
+def _remove_ipc_file(address: str) -> None:
+    """ZeroMQ leaves an ipc:// socket file behind; remove it."""
+    if address.startswith("ipc://"):
+        with contextlib.suppress(OSError):
+            os.unlink(address.removeprefix("ipc://"))
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:

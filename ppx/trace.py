@@ -79,7 +79,8 @@ class Draw:
 
     def __repr__(self) -> str:
         kind = "observed" if self.observed else "latent" if self.is_latent else "unobserved"
-        return f"Draw({self.statement} {kind} {self.address!r}, name={self.name!r}, value={self.value!r})"
+        what = f"{self.statement} {kind} {self.address!r}"
+        return f"Draw({what}, name={self.name!r}, value={self.value!r})"
 
 
 class Trace:

@@ -688,7 +688,7 @@ def patched(buffer: bytes, position: int, value: int) -> bytes:
 def test_unknown_message_body_type() -> None:
     buffer = codec.encode(m.Run())
     position = union_type_position(buffer, "Message")
-    assert buffer[position] == codec._BODY.Run
+    assert buffer[position] == OURS.MessageBody.MessageBody.Run
     for value in (13, 99, 255):
         with pytest.raises(ProtocolError, match=f"unknown MessageBody union type {value}"):
             codec.decode(patched(buffer, position, value))
@@ -699,7 +699,7 @@ def test_unknown_message_body_type() -> None:
 def test_unknown_or_missing_distribution_type() -> None:
     buffer = codec.encode(m.Sample("x__Normal", D.Normal(0.0, 1.0)))
     position = union_type_position(buffer, "Sample")
-    assert buffer[position] == codec._DIST.Normal
+    assert buffer[position] == OURS.Distribution.Distribution.Normal
     with pytest.raises(ProtocolError, match=r"unknown Distribution union type 42.*x__Normal"):
         codec.decode(patched(buffer, position, 42))
     with pytest.raises(ProtocolError, match="no distribution"):
@@ -721,7 +721,7 @@ def test_tensor_shape_that_does_not_fit_its_data() -> None:
     OURS.SampleResult.AddResult(b, tensor)
     body = OURS.SampleResult.End(b)
     OURS.Message.Start(b)
-    OURS.Message.AddBodyType(b, codec._BODY.SampleResult)
+    OURS.Message.AddBodyType(b, OURS.MessageBody.MessageBody.SampleResult)
     OURS.Message.AddBody(b, body)
     b.Finish(OURS.Message.End(b))
     with pytest.raises(ProtocolError, match=r"shape \[2, 2\]"):
