@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,19 +69,31 @@ class Draw:
 
     @property
     def log_prob(self) -> float:
-        """log p(value) under the draw's distribution, summed over its event."""
+        """log p(value) under the draw's distribution, summed over its event.
+
+        ``-inf`` for a value outside the distribution's support (MCMC moves
+        replay old values under new distributions).
+        """
         if self._log_prob is None:
-            if self.value is None or self.distribution is None:
-                self._log_prob = 0.0
-            else:
-                value = torch.as_tensor(self.value)
-                self._log_prob = float(self.distribution.log_prob(value).sum())
+            self._log_prob = _log_prob(self.distribution, self.value)
         return self._log_prob
 
     def __repr__(self) -> str:
         kind = "observed" if self.observed else "latent" if self.is_latent else "unobserved"
         what = f"{self.statement} {kind} {self.address!r}"
         return f"Draw({what}, name={self.name!r}, value={self.value!r})"
+
+
+def _log_prob(distribution: torch.distributions.Distribution | None, value: Any) -> float:
+    if value is None or distribution is None:
+        return 0.0
+    value = torch.as_tensor(value)
+    try:
+        return float(distribution.log_prob(value).sum())
+    except ValueError:  # argument validation: the value lies outside the support
+        if bool(distribution.support.check(value).all()):
+            raise
+        return -math.inf
 
 
 class Trace:
