@@ -179,12 +179,16 @@ class RMHKernel:
 
 
 def record_of(trace: Trace) -> dict[str, Any]:
-    """A compact record of a trace for a posterior: latent values and tags, by name and address."""
+    """A compact record of a trace for a posterior: latent values and tags.
+
+    Keys are the draws' names, or their addresses where they have none (or
+    where the name repeats an earlier draw's), as :meth:`Empirical.keys` does
+    for traces.
+    """
     record: dict[str, Any] = {}
     for draw in trace.draws:
         if draw.is_latent:
-            record[draw.address] = draw.value
-            if draw.name is not None:
-                record.setdefault(draw.name, draw.value)
+            key = draw.name if draw.name is not None and draw.name not in record else draw.address
+            record[key] = draw.value
     record.update(trace.tags)
     return record

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 
 __all__ = ["SimulatorProcess"]
 
 _STDERR_TAIL = 2000
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the engine dies, so no simulator outlives it."""
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class SimulatorProcess:
@@ -46,6 +56,7 @@ class SimulatorProcess:
         self._stderr = open(os.path.join(self._tmpdir, "stderr.log"), "w+b")  # noqa: SIM115
         self._popen = subprocess.Popen(
             self.argv,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,

@@ -60,6 +60,7 @@ class RemoteModel(Model):
         self.process = _process
         self.retries = _retries
         self.name = address
+        self.spawn_arguments: dict[str, Any] | None = None  # set by spawn(): how to respawn
         self.peer_system = ""
         self.capabilities: frozenset[str] = frozenset()
         self._decoded: dict[bytes, m.Message] = {}
@@ -91,7 +92,7 @@ class RemoteModel(Model):
         """
         process = SimulatorProcess(argv, address, env, cwd)
         try:
-            return cls(
+            model = cls(
                 process.address,
                 timeout=timeout,
                 handshake_timeout=startup_timeout,
@@ -101,6 +102,15 @@ class RemoteModel(Model):
         except BaseException:
             process.cleanup()
             raise
+        model.spawn_arguments = {
+            "argv": list(argv),
+            "timeout": timeout,
+            "startup_timeout": startup_timeout,
+            "retries": retries,
+            "env": None if env is None else dict(env),
+            "cwd": cwd,
+        }
+        return model
 
     # -- lifetime ---------------------------------------------------------------
     def close(self) -> None:

@@ -38,6 +38,7 @@ from ppx.runtime import Effect, Handler
 __all__ = ["SimulatorServer", "serve"]
 
 SYSTEM_NAME = "ppx (Python)"
+_SLICE = 0.2  # seconds: longest uninterruptible wait of a server
 
 
 class _Abort(BaseException):  # noqa: N818 - control flow, must pass user `except Exception`
@@ -118,10 +119,15 @@ class SimulatorServer:
 
     # -- one request ------------------------------------------------------
     def serve_forever(self, stop: threading.Event | None = None) -> None:
-        """Answer requests until ``stop`` is set (checked every 200 ms), or forever."""
+        """Answer requests until ``stop`` is set, or forever.
+
+        Receives wait in 200 ms slices, never indefinitely: a signal (SIGTERM)
+        delivered to one of ZeroMQ's own threads would not interrupt an
+        indefinite wait, and Python runs signal handlers only between slices.
+        """
         self._stop = stop
         while stop is None or not stop.is_set():
-            data = self.replier.recv(timeout=0.2 if stop is not None else None)
+            data = self.replier.recv(timeout=_SLICE)
             while data is not None:
                 data = self.handle(data)
 
@@ -209,13 +215,11 @@ class SimulatorServer:
 
     def _next_request(self) -> bytes:
         """Wait for the engine's next request; give up on the run if the server stops."""
-        if self._stop is None:
-            return self.replier.recv()
         while True:
-            data = self.replier.recv(timeout=0.2)
+            data = self.replier.recv(timeout=_SLICE)
             if data is not None:
                 return data
-            if self._stop.is_set():
+            if self._stop is not None and self._stop.is_set():
                 raise _Abort()
 
     # -- replies --------------------------------------------------------------

@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,12 +25,37 @@ def _seed() -> None:
     torch.manual_seed(20261123)
 
 
+# Helpers that multiprocessing starts once and keeps for the whole session.
+_SESSION_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def _child_processes() -> set[int]:
     children: set[int] = set()
     for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{task}/children") as file:
+        with (
+            contextlib.suppress(OSError),
+            open(f"/proc/{os.getpid()}/task/{task}/children") as file,
+        ):
             children.update(int(pid) for pid in file.read().split())
-    return children
+    return {pid for pid in children if not any(h in _command_line(pid) for h in _SESSION_HELPERS)}
+
+
+def _leaked_processes(before: set[int], grace: float = 5.0) -> dict[int, str]:
+    """Children started during a test and still alive ``grace`` seconds after it."""
+    deadline = time.monotonic() + grace
+    while True:
+        leaked = _child_processes() - before
+        if not leaked or time.monotonic() > deadline:
+            return {pid: _command_line(pid) for pid in leaked}
+        time.sleep(0.1)
 
 
 def _open_sockets() -> set[int]:
@@ -45,7 +71,7 @@ def _no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     processes, sockets = _child_processes(), _open_sockets()
     yield
-    leaked_processes = _child_processes() - processes
+    leaked_processes = _leaked_processes(processes)
     leaked_sockets = _open_sockets() - sockets
     assert not leaked_processes, f"{request.node.name} leaked processes {leaked_processes}"
     assert not leaked_sockets, f"{request.node.name} leaked {len(leaked_sockets)} zmq sockets"

@@ -8,6 +8,8 @@ python's path; the tests find it through ``PPX_PYPROB_PYTHON``)::
         --mode prior --num-traces 2000 --seed 1
     $PPX_PYPROB_PYTHON tests/pyprob_driver.py --address tcp://127.0.0.1:5555 \\
         --mode posterior --num-traces 5000 --observe obs0=8 --observe obs1=9 --seed 1
+    $PPX_PYPROB_PYTHON tests/pyprob_driver.py --address tcp://127.0.0.1:5555 \\
+        --mode rmh --num-traces 5000 --burn-in 500 --observe obs0=8 --observe obs1=9
 
 Output contract
 ---------------
@@ -19,7 +21,7 @@ a saved copy of the original stdout.
 
 On success (exit code 0)::
 
-    {"ok": true, "mode": "prior"|"posterior", "num_traces": N, "latent": "mu",
+    {"ok": true, "mode": "prior"|"posterior"|"rmh", "num_traces": N, "latent": "mu",
      "mu_mean": float, "mu_std": float,          # keys are f"{latent}_mean"/f"{latent}_std"
      "ess": float,                               # effective sample size (N for prior)
      "log_evidence": float|null,                 # posterior: log mean importance weight
@@ -32,6 +34,23 @@ On success (exit code 0)::
                     "observed", "value", "distribution"}, ...],   # first trace
      "model_name": "<model> running on <system>",  # from HandshakeResult
      "pyprob_version": "1.5.0", "seed": S}
+
+``--mode rmh`` runs pyprob's RANDOM_WALK_METROPOLIS_HASTINGS (one chain of N kernel
+steps, each one run of the simulator; pyprob mixes a Gaussian random walk around the
+current value with a fresh prior draw, half and half, at the resampled Normal site) and
+adds to the object above::
+
+     "seconds": float,             # wall time of model.posterior(...) alone (no imports,
+                                   # no connection/handshake; includes the initial trace)
+     "traces_per_second": float,   # N / seconds
+     "acceptance": float,          # pyprob's num_traces_accepted / N
+     "burn_in": B                  # --burn-in: the first B traces are left out of
+                                   # mu_mean/mu_std (but not out of the timing)
+
+In rmh mode the chain's traces are equally weighted: mu_mean/mu_std are the mean and
+(population) standard deviation of the latent over traces B..N-1, and ess is pyprob's
+importance-sampling ESS of those equal weights (= N - B), NOT an autocorrelation ESS;
+log_evidence is null.
 
 mu_mean/mu_std are pyprob's own ``Empirical.mean``/``Empirical.stddev`` of
 ``trace.named_variables[latent].value`` over the (weighted, for posterior) traces, i.e.
@@ -56,6 +75,7 @@ import json
 import math
 import os
 import sys
+import time
 import traceback
 
 # --- keep stdout clean: fd 1 -> stderr, JSON goes to a saved copy of the real stdout ---
@@ -129,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="observed value for the variable named NAME (repeatable; VALUE may be a1,a2,...)",
     )
-    parser.add_argument("--mode", choices=["prior", "posterior"], default="prior")
+    parser.add_argument("--mode", choices=["prior", "posterior", "rmh"], default="prior")
+    parser.add_argument(
+        "--burn-in",
+        type=int,
+        default=0,
+        help="rmh: leading traces left out of the latent's mean/std (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latent", default="mu", help="name of the latent to summarise")
     parser.add_argument(
@@ -161,13 +187,34 @@ def main(argv: list[str] | None = None) -> int:
         observe_t = {k: pyprob_util.to_tensor(v) for k, v in observe.items()}
         if args.num_traces < 1:
             raise ValueError("--num-traces must be >= 1")
+        if not 0 <= args.burn_in < args.num_traces:
+            raise ValueError("--burn-in must be >= 0 and < --num-traces")
         if args.mode == "prior" and observe:
             print("pyprob_driver: --observe is ignored in prior mode", file=sys.stderr)
 
         model = pyprob.RemoteModel(server_address=args.address)
+        timing = {}
         try:
             if args.mode == "prior":
                 traces = model.prior(num_traces=args.num_traces)
+            elif args.mode == "rmh":
+                started = time.perf_counter()
+                traces = model.posterior(
+                    num_traces=args.num_traces,
+                    inference_engine=pyprob.InferenceEngine.RANDOM_WALK_METROPOLIS_HASTINGS,
+                    observe=observe_t,
+                )
+                seconds = time.perf_counter() - started
+                accepted = None  # pyprob's metadata: an OrderedDict {"0": {...}, ...}
+                for entry in getattr(traces, "_metadata", {}).values():
+                    if isinstance(entry, dict) and "num_traces_accepted" in entry:
+                        accepted = entry["num_traces_accepted"]
+                timing = {
+                    "seconds": seconds,
+                    "traces_per_second": args.num_traces / seconds,
+                    "acceptance": None if accepted is None else accepted / args.num_traces,
+                    "burn_in": args.burn_in,
+                }
             else:
                 traces = model.posterior(
                     num_traces=args.num_traces,
@@ -181,9 +228,20 @@ def main(argv: list[str] | None = None) -> int:
                     f"trace: {sorted(first.named_variables)}"
                 )
             latent = traces.map(lambda t: t.named_variables[args.latent].value)
-            mean = float(torch.as_tensor(latent.mean).double().reshape(-1)[0])
-            std = float(torch.as_tensor(latent.stddev).double().reshape(-1)[0])
-            ess = float(traces.effective_sample_size)
+            if args.mode == "rmh":  # equal weights; drop the burn-in
+                kept = torch.stack(
+                    [
+                        torch.as_tensor(latent._get_value(i)).double().reshape(-1)[0]
+                        for i in range(args.burn_in, latent.length)
+                    ]
+                )
+                mean = float(kept.mean())
+                std = float(kept.std(unbiased=False))
+                ess = float(len(kept))
+            else:
+                mean = float(torch.as_tensor(latent.mean).double().reshape(-1)[0])
+                std = float(torch.as_tensor(latent.stddev).double().reshape(-1)[0])
+                ess = float(traces.effective_sample_size)
             results = [traces._get_value(i).result for i in range(traces.length)]
             result_mean = None
             if all(r is not None for r in results):
@@ -206,10 +264,11 @@ def main(argv: list[str] | None = None) -> int:
                 "addresses": [v.address for v in first.variables],
                 "names": [v.name for v in first.variables],
                 "variables": _describe_trace(first),
-                "observe": observe if args.mode == "posterior" else {},
+                "observe": observe if args.mode != "prior" else {},
                 "model_name": model.name,
                 "pyprob_version": pyprob.__version__,
                 "seed": args.seed,
+                **timing,
             }
         finally:
             model.close()
