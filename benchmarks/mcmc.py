@@ -196,7 +196,7 @@ class Chain:
     def __init__(
         self, model: Any, observe: dict[str, float], proposal: str, warmup: int, track_mu: bool
     ) -> None:
-        from ppx.inference.rmh import RMHKernel
+        from ppx.inference.rmh_kernel import RMHKernel
 
         self.model = model
         self.observe = observe
@@ -318,16 +318,9 @@ def _build_on_worker(spec: Any) -> int:
     return model.process.pid if getattr(model, "process", None) else -1
 
 
-def _close_on_worker() -> int:
-    """Close every model (and simulator process) this worker built."""
-    from ppx import spec as spec_module
-
-    with spec_module._LOCK:
-        models = list(spec_module._BUILT.values())
-        spec_module._BUILT.clear()
-    for model in models:
-        model.close()
-    return len(models)
+def _close_on_worker(spec: Any) -> None:
+    """Close this worker's model (and simulator process) for ``spec``."""
+    spec.release()
 
 
 class DaskCase:
@@ -351,7 +344,7 @@ class DaskCase:
 
     def _close_models(self) -> None:
         with contextlib.suppress(Exception):
-            self.client.run(_close_on_worker)
+            self.client.run(_close_on_worker, self.spec)
 
     def run(self, num_traces: int, seed: int) -> tuple[Any, int]:
         from ppx.inference.mcmc import rmh

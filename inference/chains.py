@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ppx.inference.empirical import Empirical
-from ppx.inference.rmh import Proposal, RMHKernel, RMHState, record_of
+from ppx.inference.rmh_kernel import Proposal, RMHKernel, RMHState, record_of
 from ppx.spec import ModelSpec
 
 __all__ = ["ChainCheckpoint", "ChainChunk", "ChainConfig", "advance_chain", "run_chains"]

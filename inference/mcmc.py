@@ -9,7 +9,7 @@ from typing import Any
 
 from ppx.inference.chains import ChainConfig, run_chains
 from ppx.inference.empirical import Empirical
-from ppx.inference.rmh import Proposal
+from ppx.inference.rmh_kernel import Proposal
 from ppx.model import Model
 from ppx.spec import ModelSpec
 

@@ -7,11 +7,12 @@ subprocess served over PPX, or as ``--address ADDR`` of one already serving.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import math
 import sys
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,8 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from ppx import cli_report as report
 
 app = typer.Typer(
     help="PPX: any simulator as a probabilistic program, over a cross-language protocol.",
@@ -94,17 +97,6 @@ def parse_observations(pairs: list[str]) -> dict[str, Any]:
     return observe
 
 
-def latent_names(traces: list) -> list[str]:
-    """Names (or addresses) of scalar latents present in every trace, in first-seen order."""
-    keys: dict[str, int] = {}
-    for trace in traces:
-        for draw in trace.samples:
-            key = draw.name or draw.address
-            if np.ndim(draw.value) == 0:
-                keys[key] = keys.get(key, 0) + 1
-    return [key for key, count in keys.items() if count >= len(traces)]
-
-
 @app.command()
 def serve(
     simulator: Annotated[str, typer.Argument(help=f"{', '.join(BUILTINS)} or module:function")],
@@ -145,7 +137,7 @@ def prior(
     table = Table(title=f"prior of {name}: {num_traces} traces, {rate:.0f} traces/s")
     for column in ("latent", "mean", "std", "min", "max"):
         table.add_column(column, justify="left" if column == "latent" else "right")
-    for key in latent_names(traces):
+    for key in report.latent_names(traces):
         values = np.array([float(t[key]) for t in traces])
         table.add_row(key, *(f"{f(values):.4g}" for f in (np.mean, np.std, np.min, np.max)))
     console.print(table)
@@ -156,6 +148,13 @@ def prior(
         console.print(f"wrote {num_traces} traces to {out}")
 
 
+class Engine(str, Enum):
+    """Inference engines of ``ppx infer``."""
+
+    IS = "is"
+    RMH = "rmh"
+
+
 @app.command()
 def infer(
     simulator: SimulatorOption = None,
@@ -163,28 +162,143 @@ def infer(
     observe: Annotated[
         list[str], typer.Option("--observe", "-o", help="observed value, name=value (repeat)")
     ] = [],  # noqa: B006 - typer reads the default
-    num_traces: Annotated[int, typer.Option("--num-traces", "-n", min=1)] = 5000,
+    engine: Annotated[Engine, typer.Option(help="importance sampling or RMH MCMC")] = Engine.IS,
+    num_traces: Annotated[
+        int, typer.Option("--num-traces", "-n", min=1, help="traces (IS) or samples per chain")
+    ] = 5000,
+    chains: Annotated[int, typer.Option(min=1, help="RMH chains (run on Dask when > 1)")] = 1,
+    burn_in: Annotated[int | None, typer.Option(help="RMH steps discarded per chain")] = None,
+    thin: Annotated[int, typer.Option(min=1, help="keep every n-th RMH step")] = 1,
+    proposal: Annotated[str, typer.Option(help="RMH proposal: prior or random_walk")] = "prior",
+    out: Annotated[Path | None, typer.Option(help="save the posterior (HDF5)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="join this Dask scheduler")] = None,
+    workers: Annotated[int | None, typer.Option(help="local Dask workers")] = None,
+    hpc: Annotated[str | None, typer.Option(help="run chains as slurm or pbs jobs")] = None,
+    hpc_jobs: Annotated[int, typer.Option(help="batch jobs to submit with --hpc")] = 1,
     timeout: TimeoutOption = 30.0,
     seed: SeedOption = None,
 ) -> None:
-    """Posterior by importance sampling (prior proposal); prints mean, std and ESS."""
-    seed_engine(seed)
+    """Posterior of latents given observations, by importance sampling or RMH MCMC."""
+    data = parse_observations(observe)
+    if engine is Engine.IS:
+        seed_engine(seed)
+        posterior, name = _importance_sampling(simulator, address, timeout, data, num_traces)
+        report.print_weighted(console, posterior, name, data)
+    else:
+        posterior, name = _rmh(
+            simulator,
+            address,
+            timeout,
+            data,
+            num_traces,
+            chains,
+            burn_in,
+            thin,
+            proposal,
+            out,
+            scheduler,
+            workers,
+            hpc,
+            hpc_jobs,
+            seed or 0,
+        )
+        report.print_chains(console, posterior, name, data)
+    if out is not None:
+        posterior.metadata.setdefault("model", name)
+        if engine is Engine.IS:
+            posterior.save(out)
+        console.print(f"posterior saved to {out}; plot it with: ppx plot {out}")
+
+
+def _importance_sampling(simulator, address, timeout, data, num_traces):  # noqa: ANN001, ANN202
     from ppx.inference import importance_sampling
 
-    data = parse_observations(observe)
     with open_model(simulator, address, timeout) as model:
         posterior = importance_sampling(model, observe=data, num_traces=num_traces, progress=True)
-        name = model.name
-    table = Table(
-        title=f"posterior of {name} given {data}: {num_traces} traces, ESS {posterior.ess:.1f}"
-    )
-    for column in ("latent", "mean", "std", "MC error of mean"):
-        table.add_column(column, justify="left" if column == "latent" else "right")
-    for key in latent_names(posterior.traces):
-        mean, std = float(posterior.mean(key)), float(posterior.std(key))
-        table.add_row(key, f"{mean:.4f}", f"{std:.4f}", f"{std / math.sqrt(posterior.ess):.4f}")
-    console.print(table)
-    console.print(f"log evidence: {posterior.log_evidence:.4f}")
+        return posterior, model.name
+
+
+def _rmh(  # noqa: ANN202, PLR0913 - mirrors the command's options
+    simulator,
+    address,
+    timeout,
+    data,
+    num_traces,
+    chains,
+    burn_in,
+    thin,
+    proposal,  # noqa: ANN001
+    out,
+    scheduler,
+    workers,
+    hpc,
+    hpc_jobs,
+    seed,  # noqa: ANN001
+):
+    from ppx.inference import rmh
+    from ppx.inference.cluster import open_client
+
+    if proposal not in ("prior", "random_walk"):
+        raise typer.BadParameter(f"--proposal must be prior or random_walk, not {proposal!r}")
+    spec = model_spec(simulator, address, timeout)
+    distributed = chains > 1 or scheduler is not None or hpc is not None
+    with contextlib.ExitStack() as stack:
+        client = None
+        if distributed:
+            client = stack.enter_context(
+                open_client(
+                    scheduler,
+                    n_workers=None if scheduler or hpc else workers,
+                    hpc=hpc,
+                    hpc_jobs=hpc_jobs,
+                )
+            )
+        stack.callback(spec.release)
+        posterior = rmh(
+            spec,
+            data,
+            num_traces,
+            chains=chains,
+            burn_in=burn_in,
+            thin=thin,
+            proposal=proposal,
+            seed=seed,
+            client=client,
+            out=out,
+            progress=True,
+        )
+    return posterior, simulator or address
+
+
+def model_spec(simulator: str | None, address: str | None, timeout: float):
+    """A picklable recipe for the model: Dask workers build their own from it."""
+    from ppx.spec import ModelSpec
+
+    if (simulator is None) == (address is None):
+        raise typer.BadParameter("give exactly one of --simulator NAME or --address ADDR")
+    if address is not None:
+        return ModelSpec("connect", address, {"timeout": timeout})
+    load_simulator(simulator)
+    argv = [sys.executable, "-m", "ppx.cli", "serve", simulator]
+    return ModelSpec("spawn", argv, {"timeout": timeout})
+
+
+@app.command()
+def plot(
+    posterior_file: Annotated[Path, typer.Argument(help="a posterior saved by ppx infer --out")],
+    out: Annotated[Path | None, typer.Option(help="folder for the PNG files")] = None,
+    names: Annotated[list[str], typer.Option("--name", help="latents to plot (repeat)")] = [],  # noqa: B006
+) -> None:
+    """Trace and corner plots of a saved posterior (PNG files)."""
+    from ppx.inference import Empirical
+
+    try:
+        posterior = Empirical.load(posterior_file)
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="POSTERIOR_FILE") from None
+    folder = out or posterior_file.parent
+    for path in report.plot(posterior, folder, posterior_file.stem, names or None):
+        console.print(f"wrote {path}")
 
 
 def main() -> None:

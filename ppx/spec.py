@@ -80,6 +80,13 @@ class ModelSpec:
             return RemoteModel(self.target, **self.options)
         return LocalModel(self.target, **self.options)
 
+    def release(self) -> None:
+        """Close and forget this process's model for this spec, if there is one."""
+        with _LOCK:
+            model = _BUILT.pop(self.key, None)
+        if model is not None:
+            model.close()
+
     def cached(self) -> Model:
         """This process's model for this spec, built on first use and kept."""
         with _LOCK:

@@ -127,3 +127,29 @@ def test_bad_input_is_a_clear_error(args, message, tmp_path):
     assert done.returncode == 2, output
     assert message in output, output
     assert "Traceback" not in output, output
+
+
+@pytest.mark.parametrize("chains", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_infer_rmh_saves_and_plots_the_posterior(tmp_path, chains):
+    args = (
+        "infer --engine rmh --simulator gaussian -o obs0=8 -o obs1=9 -n 1500 --seed 3 "
+        f"--proposal random_walk --chains {chains} --out post.h5"
+    ).split()
+    done = ppx_cli(*args, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    mean, std, rhat, ess = table_row(done.stdout, "mu")
+    exact_mean, exact_std = gaussian.exact_posterior([8.0, 9.0])
+    assert abs(float(mean) - exact_mean) < 4 * exact_std / math.sqrt(float(ess))
+    assert "acceptance per chain" in done.stdout and (tmp_path / "post.h5").exists()
+    if chains > 1:
+        assert float(rhat) < 1.05
+    plotted = ppx_cli("plot", "post.h5", cwd=tmp_path, timeout=120)
+    assert plotted.returncode == 0, plotted.stderr
+    for suffix in ("trace", "corner"):
+        assert (tmp_path / f"post_{suffix}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_refuses_a_file_that_is_not_a_posterior(tmp_path):
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    done = ppx_cli("plot", "junk.h5", cwd=tmp_path)
+    assert done.returncode == 2 and "not a PPX posterior" in done.stdout + done.stderr

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ppx
-from ppx.inference.rmh import RMHKernel, record_of
+from ppx.inference.rmh_kernel import RMHKernel, record_of
 from ppx.simulators import branching, gaussian, hmm
 
 

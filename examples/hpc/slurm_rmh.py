@@ -22,11 +22,12 @@ The ``ppx`` command line will do the same with
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from typing import Any
 
+from ppx.inference import rmh
 from ppx.inference.cluster import job_script, open_client
+from ppx.spec import ModelSpec
 
 OBSERVE = {"obs0": 8.0, "obs1": 9.0}
 
@@ -43,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue", default=None, help="Slurm partition")
     parser.add_argument("--account", default=None, help="Slurm account")
     parser.add_argument("--chains", type=int, default=4, help="independent chains")
-    parser.add_argument("--num-steps", type=int, default=2000, help="RMH steps a chain")
+    parser.add_argument("--num-steps", type=int, default=2000, help="samples kept a chain")
+    parser.add_argument("--out", default=None, help="stream the posterior to this HDF5 file")
     return parser.parse_args(argv)
 
 
@@ -52,24 +54,6 @@ def slurm_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {"cores": args.cores, "memory": args.memory, "walltime": args.walltime}
     options.update({k: v for k, v in (("queue", args.queue), ("account", args.account)) if v})
     return options
-
-
-def run_chain(seed: int, num_steps: int) -> list[float]:
-    """One RMH chain, run on a worker that starts and owns its simulator process."""
-    import torch
-
-    import ppx
-    from ppx.inference.rmh import RMHKernel
-
-    torch.manual_seed(seed)
-    argv = [sys.executable, "-m", "ppx.simulators.gaussian"]
-    with ppx.RemoteModel.spawn(argv) as model:
-        kernel = RMHKernel(model, OBSERVE)
-        state, values = kernel.init(), []
-        for _ in range(num_steps):
-            state = kernel.step(state)
-            values.append(float(state.trace["mu"]))
-    return values
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,10 +67,19 @@ def main(argv: list[str] | None = None) -> None:
     ) as client:
         print(f"scheduler {client.scheduler.address}; waiting for the first worker...")
         client.wait_for_workers(1)
-        futures = client.map(run_chain, range(args.chains), num_steps=args.num_steps)
-        chains = client.gather(futures)
-    kept = [value for chain in chains for value in chain[len(chain) // 2 :]]  # drop burn-in
-    print(f"{len(chains)} chains, posterior mean of mu: {statistics.fmean(kept):.3f} (exact 7.25)")
+        # every worker spawns and owns its own simulator process from this spec
+        spec = ModelSpec("spawn", [sys.executable, "-m", "ppx.simulators.gaussian"])
+        posterior = rmh(
+            spec,
+            OBSERVE,
+            args.num_steps,
+            chains=args.chains,
+            client=client,
+            proposal="random_walk",
+            out=args.out,
+        )
+    print(posterior.summary())
+    print(f"posterior mean of mu: {float(posterior.mean('mu')):.3f} (exact 7.25)")
 
 
 if __name__ == "__main__":  # required: Dask starts local workers with "spawn"
