@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from conftest import simulator_argv
 
 import ppx
 from ppx.inference import Empirical, importance_sampling
-from ppx.simulators import branching, gaussian
+from ppx.simulators import branching, gaussian, hmm
 
 OBSERVE = {"obs0": 8.0, "obs1": 9.0}
 EXACT_MEAN, EXACT_STD = gaussian.exact_posterior([8.0, 9.0])
@@ -63,3 +64,53 @@ def test_empirical_rejects_impossible_observations():
         Empirical(traces, [-math.inf] * 3)
     with pytest.raises(KeyError, match="not a draw or tag"):
         Empirical(traces).mean("nope")
+
+
+@pytest.mark.parametrize(
+    "proposal",
+    [
+        {"mu": torch.distributions.Normal(7.0, 1.5)},
+        {"mu__Normal__1": lambda prior: torch.distributions.Normal(prior.mean + 6.0, 1.5)},
+    ],
+    ids=["by-name", "by-address-callable"],
+)
+def test_user_proposal_is_weighted_correctly_and_beats_the_prior(proposal):
+    model = ppx.LocalModel(gaussian.model)
+    posterior = importance_sampling(model, OBSERVE, 3000, proposal=proposal)
+    assert posterior.ess > 0.3 * 3000  # the prior gets ~1% here
+    assert_gaussian_posterior(posterior)
+    exact = gaussian.log_evidence([8.0, 9.0])
+    assert posterior.log_evidence == pytest.approx(exact, abs=4 / posterior.ess**0.5)
+
+
+def test_is_on_hmm_matches_forward_backward():
+    length = 6
+    observations = hmm.DEFAULT_OBSERVATIONS[:length]
+    observe = {f"obs{t}": float(v) for t, v in enumerate(observations)}
+    posterior = importance_sampling(ppx.LocalModel(hmm.make_model(length=length)), observe, 6000)
+    exact = hmm.exact_posterior_marginals(observations)
+    for t in range(length):
+        states = posterior.values(f"state{t}")
+        for k in range(exact.shape[1]):
+            estimate = float(np.sum(posterior.weights[states == k]))
+            p = exact[t, k]
+            assert abs(estimate - p) < 4 * math.sqrt(p * (1 - p) / posterior.ess) + 5e-3
+
+
+@pytest.mark.slow
+def test_is_in_chunks_on_dask_workers_that_own_their_simulators():
+    from ppx.inference.cluster import open_client
+    from ppx.spec import ModelSpec
+
+    spec = ModelSpec("spawn", simulator_argv("gaussian"))
+    with open_client(n_workers=2) as client:
+        posterior = importance_sampling(
+            spec,
+            OBSERVE,
+            4000,
+            proposal={"mu": torch.distributions.Normal(7.0, 1.5)},
+            client=client,
+            chunk_size=1000,
+        )
+    assert len(posterior) == 4000 and set(posterior.keys()) == {"mu"}
+    assert_gaussian_posterior(posterior)
