@@ -178,96 +178,66 @@ def infer(
     timeout: TimeoutOption = 30.0,
     seed: SeedOption = None,
 ) -> None:
-    """Posterior of latents given observations, by importance sampling or RMH MCMC."""
+    """Posterior of latents given observations, by importance sampling or RMH MCMC.
+
+    Runs here by default; on Dask with --chains > 1 (RMH), --workers, --scheduler or --hpc.
+    """
+    from ppx.inference import importance_sampling, rmh
+
     data = parse_observations(observe)
-    if engine is Engine.IS:
-        seed_engine(seed)
-        posterior, name = _importance_sampling(simulator, address, timeout, data, num_traces)
-        report.print_weighted(console, posterior, name, data)
-    else:
-        posterior, name = _rmh(
-            simulator,
-            address,
-            timeout,
-            data,
-            num_traces,
-            chains,
-            burn_in,
-            thin,
-            proposal,
-            out,
-            scheduler,
-            workers,
-            hpc,
-            hpc_jobs,
-            seed or 0,
-        )
-        report.print_chains(console, posterior, name, data)
+    if proposal not in ("prior", "random_walk"):
+        raise typer.BadParameter(f"--proposal must be prior or random_walk, not {proposal!r}")
+    spec = model_spec(simulator, address, timeout)
+    name = simulator or address
+    on_dask = (engine is Engine.RMH and chains > 1) or bool(workers or scheduler or hpc)
+    with _dask_client(on_dask, scheduler, workers, hpc, hpc_jobs) as client, _released(spec):
+        if engine is Engine.IS:
+            seed_engine(seed)
+            posterior = importance_sampling(
+                spec, data, num_traces, client=client, seed=seed or 0, progress=True
+            )
+            report.print_weighted(console, posterior, name, data)
+        else:
+            posterior = rmh(
+                spec,
+                data,
+                num_traces,
+                chains=chains,
+                burn_in=burn_in,
+                thin=thin,
+                proposal=proposal,
+                seed=seed or 0,
+                client=client,
+                out=out,
+                progress=True,
+            )
+            report.print_chains(console, posterior, name, data)
     if out is not None:
-        posterior.metadata.setdefault("model", name)
         if engine is Engine.IS:
             posterior.save(out)
         console.print(f"posterior saved to {out}; plot it with: ppx plot {out}")
 
 
-def _importance_sampling(simulator, address, timeout, data, num_traces):  # noqa: ANN001, ANN202
-    from ppx.inference import importance_sampling
-
-    with open_model(simulator, address, timeout) as model:
-        posterior = importance_sampling(model, observe=data, num_traces=num_traces, progress=True)
-        return posterior, model.name
-
-
-def _rmh(  # noqa: ANN202, PLR0913 - mirrors the command's options
-    simulator,
-    address,
-    timeout,
-    data,
-    num_traces,
-    chains,
-    burn_in,
-    thin,
-    proposal,  # noqa: ANN001
-    out,
-    scheduler,
-    workers,
-    hpc,
-    hpc_jobs,
-    seed,  # noqa: ANN001
-):
-    from ppx.inference import rmh
+@contextlib.contextmanager
+def _dask_client(wanted: bool, scheduler, workers, hpc, hpc_jobs):  # noqa: ANN001, ANN202
+    """A Dask client when the job runs on Dask (local, joined or HPC), else None."""
+    if not wanted:
+        yield None
+        return
     from ppx.inference.cluster import open_client
 
-    if proposal not in ("prior", "random_walk"):
-        raise typer.BadParameter(f"--proposal must be prior or random_walk, not {proposal!r}")
-    spec = model_spec(simulator, address, timeout)
-    distributed = chains > 1 or scheduler is not None or hpc is not None
-    with contextlib.ExitStack() as stack:
-        client = None
-        if distributed:
-            client = stack.enter_context(
-                open_client(
-                    scheduler,
-                    n_workers=None if scheduler or hpc else workers,
-                    hpc=hpc,
-                    hpc_jobs=hpc_jobs,
-                )
-            )
-        stack.callback(spec.release)
-        posterior = rmh(
-            spec,
-            data,
-            num_traces,
-            chains=chains,
-            burn_in=burn_in,
-            thin=thin,
-            proposal=proposal,
-            seed=seed,
-            client=client,
-            out=out,
-            progress=True,
-        )
-    return posterior, simulator or address
+    local_workers = None if scheduler or hpc else workers
+    with open_client(scheduler, n_workers=local_workers, hpc=hpc, hpc_jobs=hpc_jobs) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def _released(spec):  # noqa: ANN001, ANN202
+    """Close the model this process built from ``spec``, whatever happens."""
+    try:
+        yield
+    finally:
+        spec.release()
 
 
 def model_spec(simulator: str | None, address: str | None, timeout: float):

@@ -40,7 +40,7 @@ def print_weighted(
     """Importance-sampling summary: mean, std and Monte Carlo error per latent."""
     title = f"posterior of {name} given {observe}: {len(posterior)} traces, ESS {posterior.ess:.1f}"
     table = _table(title, ("latent", "mean", "std", "MC error of mean"))
-    for key in latent_names(posterior.traces):
+    for key in _scalar_keys(posterior):
         mean, std = float(posterior.mean(key)), float(posterior.std(key))
         table.add_row(key, f"{mean:.4f}", f"{std:.4f}", f"{std / math.sqrt(posterior.ess):.4f}")
     console.print(table)
