@@ -7,8 +7,9 @@ absolute times: see shared/ENVIRONMENT.md):
 1. **raw**: a pyzmq REQ/REP ping-pong between this process and a REP
    subprocess, with request/reply sizes equal to the encoded PPX ``Sample`` and
    ``SampleResult`` of the benchmark draw; per round trip (median, mean). A
-   second variant makes the same calls as PPX's transport does (``poll`` before
-   ``recv``, ``send(copy=False)``) to show what those cost.
+   second variant makes the same calls as PPX's transport does (receives in
+   200 ms / 100 ms ``RCVTIMEO`` slices on the server / engine side) to show
+   what those cost.
 2. **ppx served**: a simulator subprocess (this file, run as ``_serve-ppx``)
    making K draws a run, ``ppx.sample(Normal(0., 1.), name="x")`` in a loop,
    driven by ``ppx.RemoteModel.spawn(...).run()``; per draw = wall / (runs * K).
@@ -136,15 +137,19 @@ def _serve_raw_main(argv: list[str]) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind(address)
     reply = b"r" * reply_size
-    copy = style != "ppx"
+    if style == "ppx":  # as ppx.server: receive in 200 ms slices
+        sock.setsockopt(zmq.RCVTIMEO, 200)
     recv, send = sock.recv, sock.send
     try:
         while True:
-            request = recv()
+            try:
+                request = recv()
+            except zmq.Again:
+                continue
             if not request:  # stop request
                 send(b"")
                 break
-            send(reply, copy=copy)
+            send(reply)
     finally:
         sock.close(linger=0)
 
@@ -294,7 +299,7 @@ class Case:
 # 1. raw ping-pong
 # ---------------------------------------------------------------------------
 class RawPingPong(Case):
-    """REQ here, REP in a subprocess; ``style`` "plain" or "ppx" (poll + copy=False)."""
+    """REQ here, REP in a subprocess; ``style`` "plain" or "ppx" (RCVTIMEO slices)."""
 
     def __init__(
         self, transport: str, tmpdir: str, request_size: int, reply_size: int, style: str
@@ -336,8 +341,8 @@ class RawPingPong(Case):
     def _loop(self, n: int) -> list[float]:
         import zmq
 
-        send, recv, poll, pc = self.sock.send, self.sock.recv, self.sock.poll, time.perf_counter
-        request, pollin = self.request, zmq.POLLIN
+        send, recv, pc = self.sock.send, self.sock.recv, time.perf_counter
+        request = self.request
         times = [0.0] * n
         if self.style == "plain":
             for i in range(n):
@@ -346,13 +351,18 @@ class RawPingPong(Case):
                 recv()
                 times[i] = pc() - t
         else:  # the calls ppx.protocol.transport makes per request
+            self.sock.setsockopt(zmq.RCVTIMEO, 100)
             for i in range(n):
                 t = pc()
-                send(request, copy=False)
-                while not poll(100, pollin):
-                    pass
-                recv(copy=True)
+                send(request)
+                while True:
+                    try:
+                        recv()
+                        break
+                    except zmq.Again:
+                        pass
                 times[i] = pc() - t
+            self.sock.setsockopt(zmq.RCVTIMEO, 30_000)
         return times
 
     def warmup(self, n: int) -> None:
@@ -501,7 +511,7 @@ def bench_breakdown(draws: int) -> dict[str, float]:
     import torch
 
     import ppx
-    from ppx.protocol import codec
+    from ppx.protocol import codec, templates
     from ppx.protocol import messages as msgs
     from ppx.recorder import Recorder
 
@@ -517,12 +527,20 @@ def bench_breakdown(draws: int) -> dict[str, float]:
     out: dict[str, float] = {}
     out["sim: torch Normal(0., 1.) construct"] = per_call_us(lambda: normal(0.0, 1.0))
     out["engine: torch Normal.sample()"] = per_call_us(dist.sample)
-    out["sim: codec encode(Sample)"] = per_call_us(lambda: codec.encode(sample_msg))
+    out["sim: builder encode(Sample) (first message of a site)"] = per_call_us(
+        lambda: codec.encode(sample_msg)
+    )
+    out["sim: template encode(Sample) (the served hot path)"] = per_call_us(
+        lambda: templates.encode(sample_msg)
+    )
     out["engine: codec decode(Sample) (RemoteModel caches it)"] = per_call_us(
         lambda: codec.decode(sample_bytes)
     )
-    out["engine: codec encode(SampleResult(value))"] = per_call_us(
+    out["engine: builder encode(SampleResult(value))"] = per_call_us(
         lambda: codec.encode(msgs.SampleResult(value))
+    )
+    out["engine: template encode(SampleResult(value)) (hot path)"] = per_call_us(
+        lambda: templates.encode(msgs.SampleResult(value))
     )
     out["sim: codec decode(SampleResult)"] = per_call_us(lambda: codec.decode(result_bytes))
     try:  # the served handler's conversion of the reply to a tensor
@@ -625,8 +643,8 @@ def report(results: dict[str, Any]) -> None:
         "CPU us per draw (round trip), main thread + other threads (ZeroMQ I/O); engine = "
         "this process, sim = the simulator / REP process;\nrest = mean - both CPUs "
         "(time neither process ran: wake-ups, scheduling on this VM).\n"
-        "raw-ppx = raw REQ/REP making the calls PPX's transport makes (poll before recv, "
-        "send copy=False)."
+        "raw-ppx = raw REQ/REP making the calls PPX's transport makes (receives in "
+        "RCVTIMEO slices)."
     )
     breakdown = results.get("breakdown", {})
     try:
