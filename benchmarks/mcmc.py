@@ -49,7 +49,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -58,6 +57,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _environment import environment as shared_environment  # benchmarks/ sibling
 
 SELF = Path(__file__).resolve()
 REPO = SELF.parent.parent
@@ -529,32 +530,7 @@ def report(results: dict[str, Any]) -> None:
 # main
 # ---------------------------------------------------------------------------
 def environment() -> dict[str, Any]:
-    import torch
-
-    import ppx
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "ppx": getattr(ppx, "__version__", "?"),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    with contextlib.suppress(Exception):
-        import distributed
-
-        env["distributed"] = distributed.__version__
-    with contextlib.suppress(OSError):
-        env["loadavg_start"] = os.getloadavg()
-    with contextlib.suppress(Exception):
-        env["git"] = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    return env
+    return shared_environment("distributed")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

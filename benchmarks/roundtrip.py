@@ -44,7 +44,6 @@ import gc
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -56,6 +55,8 @@ import time
 import timeit
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from _environment import environment as shared_environment  # benchmarks/ sibling
 
 SELF = os.path.abspath(__file__)
 TARGET_RATIO = 1.5
@@ -718,33 +719,12 @@ def print_profile(path: str, top: int, label: str) -> None:
 # main
 # ---------------------------------------------------------------------------
 def environment() -> dict[str, Any]:
-    import numpy
     import torch
     import zmq
 
-    import ppx
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "pyzmq": zmq.__version__,
-        "libzmq": zmq.zmq_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "numpy": numpy.__version__,
-        "ppx": getattr(ppx, "__version__", "?"),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    with contextlib.suppress(OSError):
-        env["loadavg_start"] = os.getloadavg()
-    with contextlib.suppress(Exception):
-        env["git"] = subprocess.run(
-            ["git", "-C", os.path.dirname(SELF), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+    env = shared_environment("numpy", "zmq")
+    env["libzmq"] = zmq.zmq_version()
+    env["torch_threads"] = torch.get_num_threads()
     return env
 
 
