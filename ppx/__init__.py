@@ -30,6 +30,7 @@ from ppx.model import LocalModel, Model
 from ppx.primitives import observe, sample, scope, tag
 from ppx.remote import RemoteModel
 from ppx.server import serve
+from ppx.spec import ModelSpec
 from ppx.trace import Draw, Trace
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidDistribution",
     "LocalModel",
     "Model",
+    "ModelSpec",
     "PPXError",
     "PriorController",
     "ProtocolError",
