@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 console = Console(stderr=False)
 
-BUILTINS = ("gaussian", "hmm", "branching")
+BUILTINS = ("gaussian", "hmm", "branching", "gillespie", "calorimeter", "tau_decay")
 
 SimulatorOption = Annotated[
     str | None,

@@ -20,11 +20,11 @@ def latent_names(traces: Sequence[Any]) -> list[str]:
     """Names (or addresses) of scalar latents present in every trace, in first-seen order."""
     keys: dict[str, int] = {}
     for trace in traces:
-        for draw in trace.samples:
-            if np.ndim(draw.value) == 0:
-                key = draw.name or draw.address
-                keys[key] = keys.get(key, 0) + 1
-    return [key for key, count in keys.items() if count >= len(traces)]
+        scalars = (draw for draw in trace.samples if np.ndim(draw.value) == 0)
+        present = dict.fromkeys(draw.name or draw.address for draw in scalars)
+        for key in present:
+            keys[key] = keys.get(key, 0) + 1
+    return [key for key, count in keys.items() if count == len(traces)]
 
 
 def _table(title: str, columns: Sequence[str]) -> Table:

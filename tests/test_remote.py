@@ -120,7 +120,9 @@ def test_serve_refuses_public_interfaces_unless_asked():
         ppx.serve(gaussian.model, "localhost:5555")
 
 
-@pytest.mark.parametrize("name", ["gaussian", "hmm", "branching"])
+@pytest.mark.parametrize(
+    "name", ["gaussian", "hmm", "branching", "gillespie", "calorimeter", "tau_decay"]
+)
 def test_builtin_simulators_serve_from_the_command_line(name):
     """``python -m ppx.simulators.NAME --address ADDR`` serves the same program as in-process."""
     from importlib import import_module
