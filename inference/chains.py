@@ -140,8 +140,6 @@ class _Output:
         return list(posterior.traces), list(posterior.chain), checkpoints
 
     def write(self, posterior: Empirical, checkpoints: dict[int, ChainCheckpoint]) -> None:
-        if self.path is None:
-            return
         partial = self.path.with_name(self.path.name + ".partial")
         posterior.save(partial)
         os.replace(partial, self.path)
@@ -216,7 +214,8 @@ def run_chains(
         proposed[chain] += chunk.proposed
         bar.update(chunk)
         info["acceptance"] = [accepted[c] / max(proposed[c], 1) for c in range(chains)]
-        output.write(Empirical(records, chain=chain_ids, metadata=info), checkpoints)
+        if output.path is not None:
+            output.write(Empirical(records, chain=chain_ids, metadata=info), checkpoints)
     bar.close()
     output.finish()
     return Empirical(records, chain=np.asarray(chain_ids), metadata=info)
