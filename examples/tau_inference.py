@@ -88,6 +88,12 @@ def main() -> None:
     probs = channel_probabilities(posterior)
     print("posterior P(channel): " + ", ".join(f"{c} {p:.3f}" for c, p in probs.items()))
     print(f"effective sample size: {posterior.ess:.1f} of {args.num_traces} traces")
+    if posterior.ess < 10:
+        print(
+            "warning: fewer than 10 effective samples: proposals from the prior almost never "
+            "reproduce a 35x35x20 image, so this posterior is not to be trusted. Use more "
+            "traces, MCMC (ppx.inference.rmh) or a trained proposal (inference compilation)."
+        )
     if args.plot:
         plot(posterior, truth, args.plot)
 
