@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from _environment import environment as shared_environment  # benchmarks/ sibling
+from _report import print_table
 
 SELF = Path(__file__).resolve()
 REPO = SELF.parent.parent
@@ -436,29 +437,7 @@ def report(results: dict[str, Any]) -> None:
         f"RMH (proposal {s['proposal']}), {s['rounds']} interleaved rounds; traces = kernel "
         "steps = simulator runs (burn-in included in the timing where the engine runs it)"
     )
-    try:
-        from rich.console import Console
-        from rich.markup import escape
-        from rich.table import Table
-
-        console = Console(width=max(130, Console().width))
-        table = Table(title=title)
-        for i, h in enumerate(headers):
-            table.add_column(escape(h), justify="left" if i == 0 else "right")
-        for row in rows:
-            table.add_row(*(escape(c) for c in row))
-        console.print(table)
-    except ImportError:
-        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-        print(title)
-        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-        for row in rows:
-            print(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
-                )
-            )
+    print_table(title, headers, rows)
 
     print()
     cpus = results["environment"]["cpus"]

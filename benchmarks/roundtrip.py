@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from _environment import environment as shared_environment  # benchmarks/ sibling
+from _report import print_table
 
 SELF = os.path.abspath(__file__)
 TARGET_RATIO = 1.5
@@ -544,14 +545,11 @@ def bench_breakdown(draws: int) -> dict[str, float]:
         lambda: templates.encode(msgs.SampleResult(value))
     )
     out["sim: codec decode(SampleResult)"] = per_call_us(lambda: codec.decode(result_bytes))
-    try:  # the served handler's conversion of the reply to a tensor
-        from ppx.server import _to_value
+    from ppx.server import _to_value  # the served handler's conversion of the reply
 
-        out["sim: server._to_value(result)"] = per_call_us(
-            lambda: _to_value(decoded_result.result, dist)
-        )
-    except ImportError:
-        pass
+    out["sim: server._to_value(result)"] = per_call_us(
+        lambda: _to_value(decoded_result.result, dist)
+    )
 
     # Recorder.sample alone, on a fresh recorder every `draws` calls (instance counter grows)
     def recorder_run() -> None:
@@ -648,41 +646,14 @@ def report(results: dict[str, Any]) -> None:
         "RCVTIMEO slices)."
     )
     breakdown = results.get("breakdown", {})
-    try:
-        from rich.console import Console
-        from rich.markup import escape
-        from rich.table import Table
-
-        console = Console(width=max(150, Console().width))
-        table = Table(title=title)
-        for i, h in enumerate(headers):
-            table.add_column(escape(h), justify="left" if i < 2 else "right")
-        for row in rows:
-            table.add_row(*(escape(c) for c in row))
-        console.print(table)
-        console.print(notes, markup=False, highlight=False)
-        if breakdown:
-            bt = Table(title="breakdown: microbenchmarks, hot loop, best of 3")
-            bt.add_column("piece")
-            bt.add_column("us", justify="right")
-            for k, v in breakdown.items():
-                bt.add_row(k, f"{v:.1f}")
-            console.print(bt)
-    except ImportError:
-        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-        print(title)
-        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-        for row in rows:
-            cells = (
-                c.ljust(w) if i < 2 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-            print("  ".join(cells))
-        print(notes)
-        if breakdown:
-            print("\nbreakdown: microbenchmarks, hot loop, best of 3")
-            for k, v in breakdown.items():
-                print(f"  {k:<56} {v:8.1f} us")
+    console = print_table(title, headers, rows, left_columns=2, width=150)
+    console.print(notes, markup=False, highlight=False)
+    if breakdown:
+        print_table(
+            "breakdown: microbenchmarks, hot loop, best of 3",
+            ["piece", "us"],
+            [[k, f"{v:.1f}"] for k, v in breakdown.items()],
+        )
 
     print()
     for t, raw in raw_by_transport.items():
