@@ -63,15 +63,7 @@ def load_simulator(spec: str) -> tuple[Callable[[], Any], str]:
 
 def open_model(simulator: str | None, address: str | None, timeout: float):
     """A RemoteModel: spawned for ``--simulator``, connected for ``--address``."""
-    import ppx
-
-    if (simulator is None) == (address is None):
-        raise typer.BadParameter("give exactly one of --simulator NAME or --address ADDR")
-    if address is not None:
-        return ppx.RemoteModel(address, timeout=timeout)
-    load_simulator(simulator)  # fail early with a clear message
-    argv = [sys.executable, "-m", "ppx.cli", "serve", simulator]
-    return ppx.RemoteModel.spawn(argv, timeout=timeout)
+    return model_spec(simulator, address, timeout).build()
 
 
 def seed_engine(seed: int | None) -> None:
