@@ -75,6 +75,10 @@ class _ProposalController:
         self.site = site
         self.kernel = kernel
 
+    def known_values(self) -> Mapping[str, Any]:
+        """Every replayed value: all but the resampled site."""
+        return {address: v for address, v in self.values.items() if address != self.site}
+
     def __call__(
         self, address: str, name: str | None, distribution: torch.distributions.Distribution
     ) -> Any:

@@ -27,7 +27,7 @@ from ppx.errors import (
     UnsupportedDistribution,
 )
 from ppx.model import LocalModel, Model
-from ppx.primitives import observe, sample, scope, tag
+from ppx.primitives import observe, sample, sampler, scope, tag
 from ppx.remote import RemoteModel
 from ppx.server import serve
 from ppx.spec import ModelSpec
@@ -56,6 +56,7 @@ __all__ = [
     "inference",
     "observe",
     "sample",
+    "sampler",
     "scope",
     "serve",
     "tag",

@@ -16,6 +16,11 @@ class Controller(Protocol):
     Called once per controlled ``sample`` with the draw's full address, name and
     distribution; returns the value. Uncontrolled draws (``control=False``)
     never reach a controller: they come from the prior.
+
+    A controller may also offer ``known_values()``: the values it will return,
+    by full address, before the run starts. A remote model then sends them
+    with the run (extension ``batched_draws``) and the simulator uses them
+    without a round trip each.
     """
 
     def __call__(
@@ -43,6 +48,10 @@ class ReplayController:
     def __init__(self, values: Mapping[str, Any], fallback: Controller | None = None) -> None:
         self.values = values
         self.fallback = fallback or PriorController()
+
+    def known_values(self) -> Mapping[str, Any]:
+        """The replayed values (those keyed by name are matched at run time)."""
+        return self.values
 
     def __call__(
         self, address: str, name: str | None, distribution: torch.distributions.Distribution

@@ -25,7 +25,9 @@ class Recorder:
     """Builds a :class:`Trace` from the draws of one run.
 
     Arguments:
-        controller: chooses controlled values (prior by default).
+        controller: chooses controlled values (prior by default). Values it
+            knows in advance (``known_values()``, e.g. a replayed trace) are
+            replayed at uncontrolled draws too; they are never proposed.
         observe: observed data by name, full address or base address; it takes
             precedence over the simulator's own values, and conditions a
             ``sample`` with that name as well.
@@ -36,6 +38,8 @@ class Recorder:
     ) -> None:
         self.controller = controller or PriorController()
         self.observed = dict(observe or {})
+        known = getattr(self.controller, "known_values", None)
+        self.known: Mapping[str, Any] = known() if known is not None else {}
         self.trace = Trace()
         self._instances: dict[str, int] = {}
         self.last_address = ""
@@ -78,10 +82,29 @@ class Recorder:
             return value
         if control:
             value = self.controller(address, name, distribution)
-        else:
-            value = distribution.sample()
+        else:  # from the prior, unless the controller replays a recorded value
+            value = self.known.get(address)
+            if value is None:
+                value = distribution.sample()
         self.trace.add(Draw(address, base, name, distribution, value, control, False))
         return value
+
+    def local(
+        self,
+        base: str,
+        name: str | None,
+        distribution: torch.distributions.Distribution,
+        value: Any,
+        control: bool,
+    ) -> None:
+        """Record a sample whose value the simulator chose itself (a batched local draw)."""
+        address = self._address(base, distribution)
+        override = self._observed_value(address, base, name)
+        if override is None:
+            self.trace.add(Draw(address, base, name, distribution, value, control, False))
+        else:  # the simulator used the engine's observed value too
+            value = torch.as_tensor(override)
+            self.trace.add(Draw(address, base, name, distribution, value, False, True))
 
     def observe(
         self,
@@ -124,6 +147,9 @@ class RecordingHandler(Handler):
             )
         elif effect.type == "observe":
             recorder.observe(effect.address, effect.name, effect.distribution, effect.value)
+        elif effect.type == "sampler":
+            args = (effect.address, effect.name, effect.distribution, effect.control)
+            effect.value = lambda: float(recorder.sample(*args))
         else:
             recorder.tag(effect.name, effect.value)
         effect.done = True

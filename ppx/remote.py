@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ppx.batching import record_blocks, replay_blocks
 from ppx.errors import (
     HandshakeError,
     InvalidDistribution,
@@ -19,7 +20,13 @@ from ppx.errors import (
 from ppx.model import Model
 from ppx.process import SimulatorProcess
 from ppx.protocol import messages as m
-from ppx.protocol.capabilities import CAPABILITIES, PROTOCOL_VERSION, compatible, negotiate
+from ppx.protocol.capabilities import (
+    BATCHED_DRAWS,
+    CAPABILITIES,
+    PROTOCOL_VERSION,
+    compatible,
+    negotiate,
+)
 from ppx.protocol.codec import decode
 from ppx.protocol.templates import encode
 from ppx.protocol.transport import Requester
@@ -39,6 +46,9 @@ class RemoteModel(Model):
         address: where the simulator serves (``ipc://...`` or ``tcp://...``).
         timeout: seconds to wait for each reply before :class:`SimulatorTimeout`.
         handshake_timeout: seconds to wait for the handshake (a starting simulator).
+        batched: use the ``batched_draws`` extension when the simulator offers
+            it (uncontrolled draws made locally and reported in bulk, known
+            values sent with the run); ``False`` forces a round trip per draw.
 
     Example:
         >>> with ppx.RemoteModel.spawn(["python", "-m", "ppx.simulators.gaussian"]) as model:
@@ -51,12 +61,14 @@ class RemoteModel(Model):
         *,
         timeout: float | None = 30.0,
         handshake_timeout: float | None = 60.0,
+        batched: bool = True,
         _process: SimulatorProcess | None = None,
         _retries: int = 0,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.handshake_timeout = handshake_timeout
+        self.batched = batched
         self.process = _process
         self.retries = _retries
         self.name = address
@@ -83,6 +95,7 @@ class RemoteModel(Model):
         retries: int = 1,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        batched: bool = True,
     ) -> RemoteModel:
         """Start ``argv`` as a simulator process and connect to it; the model owns it.
 
@@ -96,6 +109,7 @@ class RemoteModel(Model):
                 process.address,
                 timeout=timeout,
                 handshake_timeout=startup_timeout,
+                batched=batched,
                 _process=process,
                 _retries=retries,
             )
@@ -109,6 +123,7 @@ class RemoteModel(Model):
             "retries": retries,
             "env": None if env is None else dict(env),
             "cwd": cwd,
+            "batched": batched,
         }
         return model
 
@@ -186,7 +201,7 @@ class RemoteModel(Model):
         except ProtocolError as error:
             self._resync(recorder)
             raise ProtocolError(f"from simulator {self.name!r}: {error}") from None
-        if isinstance(message, (m.Sample, m.Observe)):
+        if isinstance(message, (m.Sample, m.Observe)) and not message.draws:
             if len(self._decoded) >= _CACHE_LIMIT:
                 self._decoded.clear()
             self._decoded[data] = message
@@ -196,12 +211,23 @@ class RemoteModel(Model):
         """Tell the simulator to abandon the run (Reset) and wait for its ack."""
         self._request(encode(m.Reset()), recorder.last_address, self.timeout)
 
+    def _run_request(self, recorder: Recorder) -> bytes:
+        """The Run message: with the batched-draws fields where both sides support them."""
+        if not self.batched or BATCHED_DRAWS not in self.capabilities:
+            return _RUN
+        replay = replay_blocks(recorder.observed, recorder.known)
+        seed = int(torch.randint(1, 2**63 - 1, ()))
+        return encode(m.Run(record=True, seed=seed, replay=replay))
+
     def _execute(self, recorder: Recorder) -> Any:
         timeout = self.timeout
-        data = self._request(_RUN, recorder.last_address, timeout)
+        data = self._request(self._run_request(recorder), recorder.last_address, timeout)
         while True:
             message = self._decode(data, recorder)
             kind = type(message)
+            draws = getattr(message, "draws", None)
+            if draws:
+                record_blocks(recorder, draws)
             if kind is m.Sample:
                 value = recorder.sample(
                     message.address, message.name, message.distribution, message.control

@@ -17,7 +17,7 @@ import torch
 
 __all__ = ["Effect", "Handler", "apply_stack", "current_handlers"]
 
-EffectType = Literal["sample", "observe", "tag"]
+EffectType = Literal["sample", "observe", "tag", "sampler"]
 
 _HANDLERS: ContextVar[tuple[Handler, ...]] = ContextVar("ppx_handlers", default=())
 
@@ -27,7 +27,8 @@ class Effect:
     """One call of a PPX primitive on its way through the handler stack.
 
     Attributes:
-        type: ``"sample"``, ``"observe"`` or ``"tag"``.
+        type: ``"sample"``, ``"observe"``, ``"tag"``, or ``"sampler"`` (asks the
+            terminal handler for a fast repeated-draw function, see ``ppx.sampler``).
         address: the base address (see :mod:`ppx.addressing`); scopes prefix it.
         name: the user's name for the draw, or ``None``.
         distribution: the ``torch.distributions`` object (``None`` for tags).
@@ -83,5 +84,8 @@ def apply_stack(effect: Effect) -> Effect:
             return effect
     if effect.type == "sample":
         effect.value = effect.distribution.sample()
+    elif effect.type == "sampler":
+        distribution = effect.distribution
+        effect.value = lambda: float(distribution.sample())
     effect.done = True
     return effect

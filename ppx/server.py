@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from ppx.batching import LocalDraws, as_value
 from ppx.errors import ProtocolError, UnsupportedDistribution
 from ppx.failures import describe_exception
 from ppx.protocol import messages as m
 from ppx.protocol.capabilities import (
+    BATCHED_DRAWS,
     CAPABILITIES,
     ERROR_REPORT,
     MULTIVARIATE_NORMAL,
@@ -51,41 +53,65 @@ class _Abort(BaseException):  # noqa: N818 - control flow, must pass user `excep
 
 
 class _ServedHandler(Handler):
-    """Terminal handler while serving: each effect is a round trip to the engine."""
+    """Terminal handler while serving: each effect is a round trip to the engine.
 
-    def __init__(self, server: SimulatorServer) -> None:
+    In a batched run (``local`` set), draws the simulator may make itself are
+    made locally and reported in bulk with the next message.
+    """
+
+    def __init__(self, server: SimulatorServer, local: LocalDraws | None) -> None:
         self.server = server
+        self.local = local
         self.last_address = ""
 
     def process(self, effect: Effect) -> None:
         self.last_address = effect.address
         server = self.server
-        if effect.type == "sample":
+        local = self.local
+        kind = effect.type
+        if kind == "sample":
             server.check_distribution(effect.distribution)
-            message = m.Sample(effect.address, effect.distribution, effect.name, effect.control)
-            reply = server.exchange(message, m.SampleResult)
-            effect.value = _to_value(reply.result, effect.distribution)
-        elif effect.type == "observe":
+            args = (effect.address, effect.name, effect.distribution, effect.control)
+            value = local.sample(*args) if local is not None else None
+            effect.value = self.ask(*args) if value is None else value
+        elif kind == "observe":
             server.check_distribution(effect.distribution)
+            if local is not None:
+                local.count(effect.address, effect.distribution)
             server.exchange(
-                m.Observe(effect.address, effect.distribution, effect.value, effect.name),
+                m.Observe(
+                    effect.address, effect.distribution, effect.value, effect.name, self.draws()
+                ),
                 m.ObserveResult,
             )
+        elif kind == "sampler":
+            effect.value = self.sampler(effect)
         else:
-            server.exchange(m.Tag(effect.address, effect.value, effect.name), m.TagResult)
+            server.exchange(
+                m.Tag(effect.address, effect.value, effect.name, self.draws()), m.TagResult
+            )
         effect.done = True
 
+    def draws(self) -> tuple[m.DrawBlock, ...]:
+        """The local draws to report with the next message."""
+        return self.local.flush() if self.local is not None else ()
 
-def _to_value(result: Any, distribution: Any) -> Any:
-    import torch
+    def ask(self, address: str, name: str | None, distribution: Any, control: bool) -> Any:
+        """One Sample round trip: the engine chooses the value."""
+        message = m.Sample(address, distribution, name, control, self.draws())
+        return as_value(self.server.exchange(message, m.SampleResult).result, distribution)
 
-    value = torch.from_numpy(np.asarray(result, dtype=np.float64))
-    shape = distribution.batch_shape + distribution.event_shape
-    if value.shape != shape and value.numel() == shape.numel():
-        value = value.reshape(shape)  # pyprob sends a scalar as shape [1]
-    if isinstance(distribution, torch.distributions.Categorical):
-        return value.long()
-    return value
+    def sampler(self, effect: Effect) -> Callable[[], float]:
+        """The function behind ``ppx.sampler`` for this run."""
+        args = (effect.address, effect.name, effect.distribution, effect.control)
+        self.server.check_distribution(effect.distribution)
+
+        def ask() -> float:
+            return float(self.ask(*args))
+
+        if self.local is None:
+            return ask
+        return self.local.scalar_sampler(*args, ask)
 
 
 class SimulatorServer:
@@ -141,7 +167,7 @@ class SimulatorServer:
         if isinstance(message, m.Handshake):
             self._reply(self._handshake(message))
         elif isinstance(message, m.Run):
-            return self._run()
+            return self._run(message)
         elif isinstance(message, m.Reset):
             self._reply(m.Reset())
         else:
@@ -155,15 +181,16 @@ class SimulatorServer:
             return m.HandshakeResult(SYSTEM_NAME, self.model_name)
         return m.HandshakeResult(SYSTEM_NAME, self.model_name, PROTOCOL_VERSION, CAPABILITIES)
 
-    def _run(self) -> bytes | None:
+    def _run(self, run: m.Run) -> bytes | None:
         if not self.compatible:
             self._reply_error("HandshakeError", "incompatible protocol versions; handshake again")
             return None
-        handler = _ServedHandler(self)
+        batched = BATCHED_DRAWS in self.capabilities and (run.record or run.replay)
+        handler = _ServedHandler(self, LocalDraws(run) if batched else None)
         try:
             with handler:
                 result = self.fn()
-            self._reply(m.RunResult(_as_tensor_or_none(result)))
+            self._reply(m.RunResult(_as_tensor_or_none(result), handler.draws()))
         except _Abort as abort:
             if abort.reply is not None:
                 self._reply(abort.reply)

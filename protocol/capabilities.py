@@ -10,6 +10,7 @@ incompatible, and the engine fails at the handshake.
 from __future__ import annotations
 
 __all__ = [
+    "BATCHED_DRAWS",
     "CAPABILITIES",
     "ERROR_REPORT",
     "MULTIVARIATE_NORMAL",
@@ -23,7 +24,8 @@ PROTOCOL_VERSION = "1.1.0"
 PPX_1_0 = "1.0.0"
 ERROR_REPORT = "error_report"
 MULTIVARIATE_NORMAL = "multivariate_normal"
-CAPABILITIES: tuple[str, ...] = (ERROR_REPORT, MULTIVARIATE_NORMAL)
+BATCHED_DRAWS = "batched_draws"
+CAPABILITIES: tuple[str, ...] = (ERROR_REPORT, MULTIVARIATE_NORMAL, BATCHED_DRAWS)
 
 
 def _major(version: str) -> str:

@@ -19,16 +19,19 @@ from ppx.errors import InvalidDistribution, PPXError, ProtocolError
 
 from . import messages as m
 from ._generated.ppx import (
+    DrawBlock,
     Error,
     Handshake,
     HandshakeResult,
     Message,
     Observe,
+    Run,
     RunResult,
     Sample,
     SampleResult,
     Tag,
     Tensor,
+    ValueBlock,
 )
 from ._generated.ppx.Distribution import Distribution as DistType
 from ._generated.ppx.MessageBody import MessageBody as BodyType
@@ -40,6 +43,7 @@ _IDENTIFIER = b"PPXF"
 _MIN_SIZE = 12  # root offset + the smallest vtable + the smallest table
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
+_U64 = struct.Struct("<Q")
 _VTABLE_HEAD = struct.Struct("<HH")
 _F64_LE = np.dtype("<f8")
 
@@ -59,11 +63,20 @@ _HANDSHAKE_IDS = field_ids(Handshake, "system_name", "protocol_version", "capabi
 _HANDSHAKE_RESULT_IDS = field_ids(
     HandshakeResult, "system_name", "model_name", "protocol_version", "capabilities"
 )
-_RUN_RESULT_IDS = field_ids(RunResult, "result")
+_RUN_IDS = field_ids(Run, "record", "seed", "replay")
+_RUN_RESULT_IDS = field_ids(RunResult, "result", "draws")
 _SAMPLE_RESULT_IDS = field_ids(SampleResult, "result")
-_SAMPLE_IDS = field_ids(Sample, "address", "name", "distribution_type", "distribution", "control")
-_OBSERVE_IDS = field_ids(Observe, "address", "name", "distribution_type", "distribution", "value")
-_TAG_IDS = field_ids(Tag, "address", "name", "value")
+_SAMPLE_IDS = field_ids(
+    Sample, "address", "name", "distribution_type", "distribution", "control", "draws"
+)
+_OBSERVE_IDS = field_ids(
+    Observe, "address", "name", "distribution_type", "distribution", "value", "draws"
+)
+_TAG_IDS = field_ids(Tag, "address", "name", "value", "draws")
+_VALUE_BLOCK_IDS = field_ids(ValueBlock, "key", "first_instance", "values")
+_DRAW_BLOCK_IDS = field_ids(
+    DrawBlock, "address", "name", "distribution_type", "distribution", "control", "values"
+)
 _ERROR_IDS = field_ids(Error, "error_type", "message", "address", "name")
 
 
@@ -98,6 +111,25 @@ def _byte(buf: bytes, pos: int, fields: tuple[int, ...], field_id: int, default:
     """The uint8 / bool field ``field_id``, or its schema default."""
     offset = fields[field_id] if field_id < len(fields) else 0
     return buf[pos + offset] if offset else default
+
+
+def _scalar(
+    buf: bytes, pos: int, fields: tuple[int, ...], field_id: int, fmt: struct.Struct
+) -> int:
+    """The integer field ``field_id`` (format ``fmt``), or 0, its default."""
+    offset = fields[field_id] if field_id < len(fields) else 0
+    return fmt.unpack_from(buf, pos + offset)[0] if offset else 0
+
+
+def _tables(buf: bytes, pos: int, fields: tuple[int, ...], field_id: int) -> list[int]:
+    """Positions of the tables of the [table] field ``field_id``; [] if absent."""
+    at = _ref(buf, pos, fields, field_id)
+    if not at:
+        return []
+    count = _U32.unpack_from(buf, at)[0]
+    if at + 4 + 4 * count > len(buf):
+        raise _Malformed(f"table vector at offset {at} runs past the end of the buffer")
+    return [item + _U32.unpack_from(buf, item)[0] for item in range(at + 4, at + 4 + 4 * count, 4)]
 
 
 def _string_at(buf: bytes, pos: int) -> str:
@@ -213,8 +245,50 @@ def _dec_handshake_result(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Ha
     )
 
 
+def _draw_blocks(
+    buf: bytes, pos: int, fields: tuple[int, ...], field_id: int
+) -> tuple[m.DrawBlock, ...]:
+    """The ``draws`` extension field: the simulator's local draws, in order."""
+    address_id, name_id, type_id, dist_id, control_id, values_id = _DRAW_BLOCK_IDS
+    blocks = []
+    for at in _tables(buf, pos, fields, field_id):
+        block = _table(buf, at)
+        address = _string(buf, at, block, address_id) or ""
+        dist = _distribution(buf, at, block, (type_id, dist_id), "DrawBlock", address)
+        values = _tensor(buf, _ref(buf, at, block, values_id))
+        if dist is None or values is None:
+            raise ProtocolError(
+                f"DrawBlock at address {address!r} lacks its distribution or values"
+            )
+        name = _string(buf, at, block, name_id) or None
+        control = bool(_byte(buf, at, block, control_id, 1))
+        blocks.append(m.DrawBlock(address, dist, values, name, control))
+    return tuple(blocks)
+
+
+def _dec_run(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Run:
+    record_id, seed_id, replay_id = _RUN_IDS
+    key_id, first_id, values_id = _VALUE_BLOCK_IDS
+    replay = []
+    for at in _tables(buf, pos, fields, replay_id):
+        block = _table(buf, at)
+        key = _string(buf, at, block, key_id) or ""
+        values = _tensor(buf, _ref(buf, at, block, values_id))
+        if values is None:
+            raise ProtocolError(f"ValueBlock {key!r} in Run has no values")
+        replay.append(m.ValueBlock(key, _scalar(buf, at, block, first_id, _I32), values))
+    return m.Run(
+        bool(_byte(buf, pos, fields, record_id, 0)),
+        _scalar(buf, pos, fields, seed_id, _U64),
+        tuple(replay),
+    )
+
+
 def _dec_run_result(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.RunResult:
-    return m.RunResult(_tensor(buf, _ref(buf, pos, fields, _RUN_RESULT_IDS[0])))
+    result_id, draws_id = _RUN_RESULT_IDS
+    return m.RunResult(
+        _tensor(buf, _ref(buf, pos, fields, result_id)), _draw_blocks(buf, pos, fields, draws_id)
+    )
 
 
 def _dec_sample_result(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.SampleResult:
@@ -222,28 +296,32 @@ def _dec_sample_result(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Sampl
 
 
 def _dec_sample(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Sample:
-    address_id, name_id, type_id, dist_id, control_id = _SAMPLE_IDS
+    address_id, name_id, type_id, dist_id, control_id, draws_id = _SAMPLE_IDS
+    draws = _draw_blocks(buf, pos, fields, draws_id)
     address = _string(buf, pos, fields, address_id) or ""
     dist = _distribution(buf, pos, fields, (type_id, dist_id), "Sample", address)
     if dist is None:
         raise ProtocolError(f"Sample at address {address!r} has no distribution")
     name = _string(buf, pos, fields, name_id) or None
-    return m.Sample(address, dist, name, bool(_byte(buf, pos, fields, control_id, 1)))
+    control = bool(_byte(buf, pos, fields, control_id, 1))
+    return m.Sample(address, dist, name, control, draws)
 
 
 def _dec_observe(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Observe:
-    address_id, name_id, type_id, dist_id, value_id = _OBSERVE_IDS
+    address_id, name_id, type_id, dist_id, value_id, draws_id = _OBSERVE_IDS
+    draws = _draw_blocks(buf, pos, fields, draws_id)
     address = _string(buf, pos, fields, address_id) or ""
     dist = _distribution(buf, pos, fields, (type_id, dist_id), "Observe", address)
     value = _tensor(buf, _ref(buf, pos, fields, value_id))
-    return m.Observe(address, dist, value, _string(buf, pos, fields, name_id) or None)
+    return m.Observe(address, dist, value, _string(buf, pos, fields, name_id) or None, draws)
 
 
 def _dec_tag(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Tag:
-    address_id, name_id, value_id = _TAG_IDS
+    address_id, name_id, value_id, draws_id = _TAG_IDS
     address = _string(buf, pos, fields, address_id) or ""
     value = _tensor(buf, _ref(buf, pos, fields, value_id))
-    return m.Tag(address, value, _string(buf, pos, fields, name_id) or None)
+    name = _string(buf, pos, fields, name_id) or None
+    return m.Tag(address, value, name, _draw_blocks(buf, pos, fields, draws_id))
 
 
 def _dec_error(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Error:
@@ -252,7 +330,7 @@ def _dec_error(buf: bytes, pos: int, fields: tuple[int, ...]) -> m.Error:
 
 
 def _empty_decoder(cls: type) -> Callable[[bytes, int, tuple[int, ...]], m.Message]:
-    """Decoder of a message without fields (Run, ObserveResult, TagResult, Reset)."""
+    """Decoder of a message without fields (ObserveResult, TagResult, Reset)."""
     instance = cls()
     return lambda buf, pos, fields: instance
 
@@ -262,7 +340,7 @@ _DECODERS: dict[int, tuple[str, Callable[[bytes, int, tuple[int, ...]], m.Messag
     for cls, fn in (
         (m.Handshake, _dec_handshake),
         (m.HandshakeResult, _dec_handshake_result),
-        (m.Run, _empty_decoder(m.Run)),
+        (m.Run, _dec_run),
         (m.RunResult, _dec_run_result),
         (m.Sample, _dec_sample),
         (m.SampleResult, _dec_sample_result),

@@ -18,6 +18,7 @@ from ppx.errors import ProtocolError
 
 from . import messages as m
 from ._generated.ppx import (
+    DrawBlock,
     Error,
     Handshake,
     HandshakeResult,
@@ -32,6 +33,7 @@ from ._generated.ppx import (
     Tag,
     TagResult,
     Tensor,
+    ValueBlock,
 )
 from ._generated.ppx.Distribution import Distribution as DistType
 from ._generated.ppx.MessageBody import MessageBody as BodyType
@@ -87,6 +89,35 @@ def _write_distribution(b: flatbuffers.Builder, dist: D.Distribution | None) -> 
     return codec.union_type, codec.end(b)
 
 
+def _write_table_vector(b: flatbuffers.Builder, offsets: list[int]) -> int:
+    """A vector of tables already written (extension fields)."""
+    b.StartVector(4, len(offsets), 4)
+    for offset in reversed(offsets):
+        b.PrependUOffsetTRelative(offset)
+    return b.EndVector()
+
+
+def _write_draw_blocks(b: flatbuffers.Builder, blocks: tuple[m.DrawBlock, ...]) -> int | None:
+    """The ``draws`` extension field; None (not written) when there are none."""
+    if not blocks:
+        return None
+    offsets = []
+    for block in blocks:
+        address = b.CreateString(block.address or "")
+        name = b.CreateString(block.name or "")
+        dist_type, dist = _write_distribution(b, block.distribution)
+        values = _write_tensor(b, block.values)
+        DrawBlock.Start(b)
+        DrawBlock.AddAddress(b, address)
+        DrawBlock.AddName(b, name)
+        DrawBlock.AddDistributionType(b, dist_type)
+        DrawBlock.AddDistribution(b, dist)
+        DrawBlock.AddControl(b, bool(block.control))
+        DrawBlock.AddValues(b, values)
+        offsets.append(DrawBlock.End(b))
+    return _write_table_vector(b, offsets)
+
+
 def _write_string_vector(b: flatbuffers.Builder, module: Any, items: tuple[str, ...]) -> int:
     offsets = [b.CreateString(item) for item in items]
     module.StartCapabilitiesVector(b, len(offsets))
@@ -119,15 +150,44 @@ def _enc_handshake_result(b: flatbuffers.Builder, msg: m.HandshakeResult) -> int
 
 
 def _write_result(b: flatbuffers.Builder, module: Any, value: Any) -> int:
-    """RunResult and SampleResult: a single ``result`` tensor."""
+    """SampleResult: a single ``result`` tensor."""
     tensor = _write_tensor(b, value)
     module.Start(b)
     module.AddResult(b, tensor)
     return module.End(b)
 
 
+def _enc_run(b: flatbuffers.Builder, msg: m.Run) -> int:
+    replay = None
+    if msg.replay:
+        offsets = []
+        for block in msg.replay:
+            key = b.CreateString(block.key)
+            values = _write_tensor(b, block.values)
+            ValueBlock.Start(b)
+            ValueBlock.AddKey(b, key)
+            ValueBlock.AddFirstInstance(b, block.first_instance)
+            ValueBlock.AddValues(b, values)
+            offsets.append(ValueBlock.End(b))
+        replay = _write_table_vector(b, offsets)
+    Run.Start(b)  # without extensions: the empty table pyprob sends
+    if msg.record:
+        Run.AddRecord(b, True)
+    if msg.seed:
+        Run.AddSeed(b, msg.seed)
+    if replay is not None:
+        Run.AddReplay(b, replay)
+    return Run.End(b)
+
+
 def _enc_run_result(b: flatbuffers.Builder, msg: m.RunResult) -> int:
-    return _write_result(b, RunResult, msg.result)
+    tensor = _write_tensor(b, msg.result)
+    draws = _write_draw_blocks(b, msg.draws)
+    RunResult.Start(b)
+    RunResult.AddResult(b, tensor)
+    if draws is not None:
+        RunResult.AddDraws(b, draws)
+    return RunResult.End(b)
 
 
 def _enc_sample_result(b: flatbuffers.Builder, msg: m.SampleResult) -> int:
@@ -140,12 +200,15 @@ def _enc_sample(b: flatbuffers.Builder, msg: m.Sample) -> int:
     address = b.CreateString(msg.address or "")
     name = b.CreateString(msg.name or "")
     dist_type, dist = _write_distribution(b, msg.distribution)
+    draws = _write_draw_blocks(b, msg.draws)
     Sample.Start(b)
     Sample.AddAddress(b, address)
     Sample.AddName(b, name)
     Sample.AddDistributionType(b, dist_type)
     Sample.AddDistribution(b, dist)
     Sample.AddControl(b, bool(msg.control))
+    if draws is not None:
+        Sample.AddDraws(b, draws)
     return Sample.End(b)
 
 
@@ -154,12 +217,15 @@ def _enc_observe(b: flatbuffers.Builder, msg: m.Observe) -> int:
     name = b.CreateString(msg.name or "")
     dist_type, dist = _write_distribution(b, msg.distribution)
     value = _write_tensor(b, msg.value)
+    draws = _write_draw_blocks(b, msg.draws)
     Observe.Start(b)
     Observe.AddAddress(b, address)
     Observe.AddName(b, name)
     Observe.AddDistributionType(b, dist_type)  # NONE (0) is the default: not written
     Observe.AddDistribution(b, dist)
     Observe.AddValue(b, value)
+    if draws is not None:
+        Observe.AddDraws(b, draws)
     return Observe.End(b)
 
 
@@ -167,10 +233,13 @@ def _enc_tag(b: flatbuffers.Builder, msg: m.Tag) -> int:
     address = b.CreateString(msg.address or "")
     name = b.CreateString(msg.name or "")
     value = _write_tensor(b, msg.value)
+    draws = _write_draw_blocks(b, msg.draws)
     Tag.Start(b)
     Tag.AddAddress(b, address)
     Tag.AddName(b, name)
     Tag.AddValue(b, value)
+    if draws is not None:
+        Tag.AddDraws(b, draws)
     return Tag.End(b)
 
 
@@ -189,7 +258,7 @@ def _enc_error(b: flatbuffers.Builder, msg: m.Error) -> int:
 
 
 def _empty_encoder(module: Any) -> Callable[[flatbuffers.Builder, Any], int]:
-    """Encoder of a message without fields (Run, ObserveResult, TagResult, Reset)."""
+    """Encoder of a message without fields (ObserveResult, TagResult, Reset)."""
 
     def encode_empty(b: flatbuffers.Builder, msg: Any) -> int:
         module.Start(b)
@@ -203,7 +272,7 @@ _ENCODERS: dict[type, tuple[int, Callable[[flatbuffers.Builder, Any], int]]] = {
     for cls, fn in (
         (m.Handshake, _enc_handshake),
         (m.HandshakeResult, _enc_handshake_result),
-        (m.Run, _empty_encoder(Run)),
+        (m.Run, _enc_run),
         (m.RunResult, _enc_run_result),
         (m.Sample, _enc_sample),
         (m.SampleResult, _enc_sample_result),

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "DrawBlock",
     "Error",
     "Handshake",
     "HandshakeResult",
@@ -28,6 +29,7 @@ __all__ = [
     "SampleResult",
     "Tag",
     "TagResult",
+    "ValueBlock",
 ]
 
 
@@ -51,8 +53,47 @@ class HandshakeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ValueBlock:
+    """Values the engine knows before a run (extension ``batched_draws``).
+
+    With ``first_instance >= 1``, ``key`` is an address stem ``base__Kind`` and
+    ``values[i]`` is the value of draw ``base__Kind__{first_instance + i}``.
+    With ``first_instance == 0``, ``key`` is a name or base address and
+    ``values[0]`` the observed value of every draw so named.
+    """
+
+    key: str
+    first_instance: int
+    values: Any
+
+
+@dataclass(frozen=True, slots=True)
+class DrawBlock:
+    """Consecutive draws the simulator made itself (extension ``batched_draws``).
+
+    All share one base address, name, distribution and control flag;
+    ``values`` stacks them along its first dimension.
+    """
+
+    address: str
+    distribution: torch.distributions.Distribution
+    values: Any
+    name: str | None = None
+    control: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
-    """Engine -> simulator: execute the program once."""
+    """Engine -> simulator: execute the program once.
+
+    The fields are the ``batched_draws`` extension: with ``record``, the
+    simulator makes its uncontrolled draws itself (from ``seed``) and reports
+    them in bulk; ``replay`` holds values it uses without asking.
+    """
+
+    record: bool = False
+    seed: int = 0
+    replay: tuple[ValueBlock, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +101,7 @@ class RunResult:
     """Simulator -> engine: the program returned ``result``."""
 
     result: Any = None
+    draws: tuple[DrawBlock, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +112,7 @@ class Sample:
     distribution: torch.distributions.Distribution
     name: str | None = None
     control: bool = True
+    draws: tuple[DrawBlock, ...] = ()  # local draws made before this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +130,7 @@ class Observe:
     distribution: torch.distributions.Distribution | None
     value: Any = None
     name: str | None = None
+    draws: tuple[DrawBlock, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +145,7 @@ class Tag:
     address: str
     value: Any
     name: str | None = None
+    draws: tuple[DrawBlock, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

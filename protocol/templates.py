@@ -83,6 +83,8 @@ def _rebuild(message: m.Message, arrays: list[np.ndarray]) -> m.Message:
 def _split(message: m.Message) -> tuple[tuple, list[np.ndarray]] | None:
     """The structural key and the float64 tensors of a templatable message."""
     kind = type(message)
+    if getattr(message, "draws", ()):
+        return None  # carries a bulk report: built directly
     if kind is m.SampleResult or kind is m.RunResult:
         arrays = [_float64(message.result)]
         key: tuple = (kind,)

@@ -70,7 +70,32 @@ class Observe(object):
             return obj
         return None
 
-def ObserveStart(builder): builder.StartObject(5)
+    # Observe
+    def Draws(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            x = self._tab.Vector(o)
+            x += flatbuffers.number_types.UOffsetTFlags.py_type(j) * 4
+            x = self._tab.Indirect(x)
+            from .DrawBlock import DrawBlock
+            obj = DrawBlock()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
+    # Observe
+    def DrawsLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Observe
+    def DrawsIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        return o == 0
+
+def ObserveStart(builder): builder.StartObject(6)
 def Start(builder):
     return ObserveStart(builder)
 def ObserveAddAddress(builder, address): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(address), 0)
@@ -88,6 +113,12 @@ def AddDistribution(builder, distribution):
 def ObserveAddValue(builder, value): builder.PrependUOffsetTRelativeSlot(4, flatbuffers.number_types.UOffsetTFlags.py_type(value), 0)
 def AddValue(builder, value):
     return ObserveAddValue(builder, value)
+def ObserveAddDraws(builder, draws): builder.PrependUOffsetTRelativeSlot(5, flatbuffers.number_types.UOffsetTFlags.py_type(draws), 0)
+def AddDraws(builder, draws):
+    return ObserveAddDraws(builder, draws)
+def ObserveStartDrawsVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def StartDrawsVector(builder, numElems):
+    return ObserveStartDrawsVector(builder, numElems)
 def ObserveEnd(builder): return builder.EndObject()
 def End(builder):
     return ObserveEnd(builder)

@@ -28,9 +28,60 @@ class Run(object):
     def Init(self, buf, pos):
         self._tab = flatbuffers.table.Table(buf, pos)
 
-def RunStart(builder): builder.StartObject(0)
+    # Run
+    def Record(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+    # Run
+    def Seed(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, o + self._tab.Pos)
+        return 0
+
+    # Run
+    def Replay(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        if o != 0:
+            x = self._tab.Vector(o)
+            x += flatbuffers.number_types.UOffsetTFlags.py_type(j) * 4
+            x = self._tab.Indirect(x)
+            from .ValueBlock import ValueBlock
+            obj = ValueBlock()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
+    # Run
+    def ReplayLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Run
+    def ReplayIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        return o == 0
+
+def RunStart(builder): builder.StartObject(3)
 def Start(builder):
     return RunStart(builder)
+def RunAddRecord(builder, record): builder.PrependBoolSlot(0, record, 0)
+def AddRecord(builder, record):
+    return RunAddRecord(builder, record)
+def RunAddSeed(builder, seed): builder.PrependUint64Slot(1, seed, 0)
+def AddSeed(builder, seed):
+    return RunAddSeed(builder, seed)
+def RunAddReplay(builder, replay): builder.PrependUOffsetTRelativeSlot(2, flatbuffers.number_types.UOffsetTFlags.py_type(replay), 0)
+def AddReplay(builder, replay):
+    return RunAddReplay(builder, replay)
+def RunStartReplayVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def StartReplayVector(builder, numElems):
+    return RunStartReplayVector(builder, numElems)
 def RunEnd(builder): return builder.EndObject()
 def End(builder):
     return RunEnd(builder)

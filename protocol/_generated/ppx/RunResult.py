@@ -39,12 +39,43 @@ class RunResult(object):
             return obj
         return None
 
-def RunResultStart(builder): builder.StartObject(1)
+    # RunResult
+    def Draws(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            x = self._tab.Vector(o)
+            x += flatbuffers.number_types.UOffsetTFlags.py_type(j) * 4
+            x = self._tab.Indirect(x)
+            from .DrawBlock import DrawBlock
+            obj = DrawBlock()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
+    # RunResult
+    def DrawsLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # RunResult
+    def DrawsIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        return o == 0
+
+def RunResultStart(builder): builder.StartObject(2)
 def Start(builder):
     return RunResultStart(builder)
 def RunResultAddResult(builder, result): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(result), 0)
 def AddResult(builder, result):
     return RunResultAddResult(builder, result)
+def RunResultAddDraws(builder, draws): builder.PrependUOffsetTRelativeSlot(1, flatbuffers.number_types.UOffsetTFlags.py_type(draws), 0)
+def AddDraws(builder, draws):
+    return RunResultAddDraws(builder, draws)
+def RunResultStartDrawsVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def StartDrawsVector(builder, numElems):
+    return RunResultStartDrawsVector(builder, numElems)
 def RunResultEnd(builder): return builder.EndObject()
 def End(builder):
     return RunResultEnd(builder)

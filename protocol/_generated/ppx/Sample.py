@@ -66,7 +66,32 @@ class Sample(object):
             return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
         return True
 
-def SampleStart(builder): builder.StartObject(5)
+    # Sample
+    def Draws(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            x = self._tab.Vector(o)
+            x += flatbuffers.number_types.UOffsetTFlags.py_type(j) * 4
+            x = self._tab.Indirect(x)
+            from .DrawBlock import DrawBlock
+            obj = DrawBlock()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
+    # Sample
+    def DrawsLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Sample
+    def DrawsIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
+        return o == 0
+
+def SampleStart(builder): builder.StartObject(6)
 def Start(builder):
     return SampleStart(builder)
 def SampleAddAddress(builder, address): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(address), 0)
@@ -84,6 +109,12 @@ def AddDistribution(builder, distribution):
 def SampleAddControl(builder, control): builder.PrependBoolSlot(4, control, 1)
 def AddControl(builder, control):
     return SampleAddControl(builder, control)
+def SampleAddDraws(builder, draws): builder.PrependUOffsetTRelativeSlot(5, flatbuffers.number_types.UOffsetTFlags.py_type(draws), 0)
+def AddDraws(builder, draws):
+    return SampleAddDraws(builder, draws)
+def SampleStartDrawsVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def StartDrawsVector(builder, numElems):
+    return SampleStartDrawsVector(builder, numElems)
 def SampleEnd(builder): return builder.EndObject()
 def End(builder):
     return SampleEnd(builder)

@@ -53,7 +53,32 @@ class Tag(object):
             return obj
         return None
 
-def TagStart(builder): builder.StartObject(3)
+    # Tag
+    def Draws(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            x = self._tab.Vector(o)
+            x += flatbuffers.number_types.UOffsetTFlags.py_type(j) * 4
+            x = self._tab.Indirect(x)
+            from .DrawBlock import DrawBlock
+            obj = DrawBlock()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
+    # Tag
+    def DrawsLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Tag
+    def DrawsIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        return o == 0
+
+def TagStart(builder): builder.StartObject(4)
 def Start(builder):
     return TagStart(builder)
 def TagAddAddress(builder, address): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(address), 0)
@@ -65,6 +90,12 @@ def AddName(builder, name):
 def TagAddValue(builder, value): builder.PrependUOffsetTRelativeSlot(2, flatbuffers.number_types.UOffsetTFlags.py_type(value), 0)
 def AddValue(builder, value):
     return TagAddValue(builder, value)
+def TagAddDraws(builder, draws): builder.PrependUOffsetTRelativeSlot(3, flatbuffers.number_types.UOffsetTFlags.py_type(draws), 0)
+def AddDraws(builder, draws):
+    return TagAddDraws(builder, draws)
+def TagStartDrawsVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def StartDrawsVector(builder, numElems):
+    return TagStartDrawsVector(builder, numElems)
 def TagEnd(builder): return builder.EndObject()
 def End(builder):
     return TagEnd(builder)
