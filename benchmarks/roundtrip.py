@@ -15,6 +15,12 @@ absolute times: see shared/ENVIRONMENT.md):
    driven by ``ppx.RemoteModel.spawn(...).run()``; per draw = wall / (runs * K).
    Variants: ``named`` (as above), ``unnamed`` (call-site address), ``prebuilt``
    (one Normal built once, reused: no torch construction in the loop).
+   ``ppx-cpp``: the C++ simulator ``simulators/cpp/roundtrip.cpp`` (the header-only
+   C++ client, ``ppx::sample(ppx::Normal{0, 1}, "x")`` K times a run), driven by
+   the same engine; its baseline is **raw-cpp**, a libzmq REP echo in C++
+   (``simulators/cpp/pingpong.cpp``) with the same message sizes. Both need the
+   C++ build (``ppx.cpp``; skipped with a note when the toolchain is missing,
+   or with ``--no-cpp``).
 3. **ppx local**: ``ppx.LocalModel(fn).run()`` of the same function (no transport),
    and ``fn()`` as plain Python (no handler: the draws just sample).
 4. **breakdown**: codec encode/decode of the two messages, torch costs, the
@@ -301,10 +307,17 @@ class Case:
 # 1. raw ping-pong
 # ---------------------------------------------------------------------------
 class RawPingPong(Case):
-    """REQ here, REP in a subprocess; ``style`` "plain" or "ppx" (RCVTIMEO slices)."""
+    """REQ here, REP in a subprocess; ``style`` "plain" or "ppx" (RCVTIMEO slices), or
+    "cpp" (the C++ echo server ``cpp_bin/pingpong``; sent like "plain")."""
 
     def __init__(
-        self, transport: str, tmpdir: str, request_size: int, reply_size: int, style: str
+        self,
+        transport: str,
+        tmpdir: str,
+        request_size: int,
+        reply_size: int,
+        style: str,
+        cpp_bin: str | None = None,
     ) -> None:
         super().__init__()
         import zmq
@@ -315,10 +328,11 @@ class RawPingPong(Case):
             self.address = f"ipc://{tmpdir}/raw-{style}.sock"
         else:
             self.address = f"tcp://127.0.0.1:{free_tcp_port()}"
-        self.proc = subprocess.Popen(
-            [sys.executable, SELF, "_serve-raw", self.address, str(reply_size), style],
-            stdin=subprocess.DEVNULL,
-        )
+        if style == "cpp":
+            argv = [os.path.join(cpp_bin or "", "pingpong"), self.address, str(reply_size)]
+        else:
+            argv = [sys.executable, SELF, "_serve-raw", self.address, str(reply_size), style]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         _CHILDREN.append(self.proc)
         self.meter = CpuMeter(self.proc.pid)
         self.sock = zmq.Context.instance().socket(zmq.REQ)
@@ -346,7 +360,7 @@ class RawPingPong(Case):
         send, recv, pc = self.sock.send, self.sock.recv, time.perf_counter
         request = self.request
         times = [0.0] * n
-        if self.style == "plain":
+        if self.style in ("plain", "cpp"):
             for i in range(n):
                 t = pc()
                 send(request)
@@ -393,7 +407,10 @@ class RawPingPong(Case):
 # 2. ppx served
 # ---------------------------------------------------------------------------
 class Served(Case):
-    """``RemoteModel.spawn`` of this file's ``_serve-ppx`` mode; a unit is one run."""
+    """``RemoteModel.spawn`` of this file's ``_serve-ppx`` mode; a unit is one run.
+
+    ``variant="cpp"`` spawns the C++ simulator ``cpp_bin/roundtrip`` instead.
+    """
 
     def __init__(
         self,
@@ -402,13 +419,18 @@ class Served(Case):
         draws: int,
         engine_profile: str | None = None,
         simulator_profile: str | None = None,
+        cpp_bin: str | None = None,
     ) -> None:
         super().__init__()
         import ppx
 
         self.kind, self.transport, self.unit_draws = f"ppx-{variant}", transport, draws
         address = None if transport == "ipc" else f"tcp://127.0.0.1:{free_tcp_port()}"
-        argv = [sys.executable, SELF, "_serve-ppx", "--variant", variant, "--draws", str(draws)]
+        if variant == "cpp":
+            argv = [os.path.join(cpp_bin or "", "roundtrip"), "--draws", str(draws)]
+        else:
+            argv = [sys.executable, SELF, "_serve-ppx", "--variant", variant]
+            argv += ["--draws", str(draws)]
         if simulator_profile:
             argv += ["--profile-out", simulator_profile]
         self.model = ppx.RemoteModel.spawn(argv, address=address, retries=0)
@@ -656,6 +678,7 @@ def report(results: dict[str, Any]) -> None:
         )
 
     print()
+    cpp_by_transport = {r["transport"]: r for r in meas if r["kind"] == "raw-cpp"}
     for t, raw in raw_by_transport.items():
         for r in meas:
             if r["transport"] == t and r["kind"].startswith("ppx-"):
@@ -665,6 +688,16 @@ def report(results: dict[str, Any]) -> None:
                     f"{t:<4} {r['kind']:<13} ppx {r['mean_us']:7.1f} us/draw  "
                     f"raw {raw['mean_us']:6.1f} us  ratio {ratio:.2f}x  ({verdict})"
                 )
+        cpp_raw, cpp = (
+            cpp_by_transport.get(t),
+            next((r for r in meas if r["transport"] == t and r["kind"] == "ppx-cpp"), None),
+        )
+        if cpp_raw and cpp:
+            print(
+                f"{t:<4} C++ simulator  ppx {cpp['mean_us']:7.1f} us/draw  raw C++ libzmq "
+                f"{cpp_raw['mean_us']:6.1f} us  ratio {cpp['mean_us'] / cpp_raw['mean_us']:.2f}x; "
+                f"raw C++ / raw pyzmq {cpp_raw['mean_us'] / raw['mean_us']:.2f}x"
+            )
     local = {r["kind"]: r for r in meas if r["transport"] == "-"}
     for variant in s["variants"]:
         lo, pl = local.get(f"local-{variant}"), local.get(f"plain-{variant}")
@@ -689,6 +722,18 @@ def print_profile(path: str, top: int, label: str) -> None:
 # ---------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------
+def cpp_programs() -> str | None:
+    """The folder of the built C++ programs, or None (with a note) if they cannot be built."""
+    from ppx.cpp import CppBuildError, build_cpp_simulators
+
+    print("  building the C++ programs ...", file=sys.stderr, flush=True)
+    try:
+        return str(build_cpp_simulators())
+    except CppBuildError as error:
+        print(f"  skipping the C++ cases: {error}", file=sys.stderr)
+        return None
+
+
 def environment() -> dict[str, Any]:
     import torch
     import zmq
@@ -727,6 +772,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup-runs", type=int, default=2)
     p.add_argument("--keep-gc", action="store_true", help="leave the GC on while timing")
     p.add_argument("--no-raw-ppx-style", action="store_true", help="skip the raw-ppx case")
+    p.add_argument("--no-cpp", action="store_true", help="skip the C++ cases (ppx-cpp and raw-cpp)")
     p.add_argument("--no-local", action="store_true", help="skip the in-process cases")
     p.add_argument("--no-breakdown", action="store_true", help="skip the microbenchmarks")
     p.add_argument("--json", metavar="PATH", help="also write all numbers to PATH")
@@ -798,19 +844,22 @@ def main(argv: list[str]) -> int:
     def step(label: str) -> None:
         print(f"  {label} ...", file=sys.stderr, flush=True)
 
+    cpp_bin = None if args.no_cpp else cpp_programs()
     cases: list[Case] = []
     try:
         for transport in args.transports:
             step(f"{transport}: starting servers, warming up")
             styles = ["plain"] + ([] if args.no_raw_ppx_style else ["ppx"])
             plan: list[tuple[Case, int]] = []
+            if cpp_bin is not None:
+                styles.append("cpp")
             for style in styles:
-                raw = RawPingPong(transport, tmpdir, request_size, reply_size, style)
+                raw = RawPingPong(transport, tmpdir, request_size, reply_size, style, cpp_bin)
                 cases.append(raw)
                 raw.warmup(args.warmup_round_trips)
                 plan.append((raw, args.raw_per_round))
-            for variant in args.variants:
-                served = Served(transport, variant, K)
+            for variant in args.variants + (["cpp"] if cpp_bin is not None else []):
+                served = Served(transport, variant, K, cpp_bin=cpp_bin)
                 cases.append(served)
                 served.warmup(args.warmup_runs)
                 plan.append((served, args.runs_per_round))

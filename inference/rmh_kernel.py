@@ -64,7 +64,7 @@ class RMHState:
 
 
 def _controlled_latents(trace: Trace) -> list[Draw]:
-    return [draw for draw in trace.draws if draw.controlled and draw.is_latent]
+    return trace.controlled_latents()
 
 
 class _ProposalController:

@@ -20,27 +20,19 @@ halves: :class:`LocalDraws` (simulator side, one per run) and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ppx.addressing import distribution_suffix
 from ppx.protocol import messages as m
-from ppx.recorder import Recorder
+from ppx.trace import as_value
 
-__all__ = ["LocalDraws", "as_value", "record_blocks", "replay_blocks", "split_address"]
+if TYPE_CHECKING:
+    from ppx.recorder import Recorder
 
-
-def as_value(array: Any, distribution: torch.distributions.Distribution) -> torch.Tensor:
-    """A value from the wire as the tensor ``distribution.sample()`` would give."""
-    value = torch.from_numpy(np.asarray(array, dtype=np.float64))
-    shape = distribution.batch_shape + distribution.event_shape
-    if value.shape != shape and value.numel() == shape.numel():
-        value = value.reshape(shape)  # pyprob sends a scalar as shape [1]
-    if isinstance(distribution, torch.distributions.Categorical):
-        return value.long()
-    return value
+__all__ = ["LocalDraws", "record_blocks", "replay_blocks", "split_address"]
 
 
 def split_address(address: str) -> tuple[str, int] | None:
@@ -254,6 +246,6 @@ def _rows(values: list[Any]) -> np.ndarray:
 def record_blocks(recorder: Recorder, blocks: tuple[m.DrawBlock, ...]) -> None:
     """Enter the simulator's local draws into the trace, numbered as single draws."""
     for block in blocks:
-        dist = block.distribution
-        for row in block.values:
-            recorder.local(block.address, block.name, dist, as_value(row, dist), block.control)
+        recorder.local_block(
+            block.address, block.name, block.distribution, block.values, block.control
+        )

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from ppx.addressing import distribution_suffix, full_address
 from ppx.controllers import Controller, PriorController
 from ppx.runtime import Effect, Handler
-from ppx.trace import Draw, Trace
+from ppx.trace import Draw, LazyDraws, Trace, as_value
 
 __all__ = ["Recorder", "RecordingHandler"]
 
@@ -105,6 +106,39 @@ class Recorder:
         else:  # the simulator used the engine's observed value too
             value = torch.as_tensor(override)
             self.trace.add(Draw(address, base, name, distribution, value, False, True))
+
+    def local_block(
+        self,
+        base: str,
+        name: str | None,
+        distribution: torch.distributions.Distribution,
+        values: np.ndarray,
+        control: bool,
+    ) -> None:
+        """Record consecutive draws the simulator made itself (a batched report).
+
+        Uncontrolled draws that no observation touches are kept as one
+        :class:`~ppx.trace.LazyDraws` array; others are recorded one by one.
+        """
+        stem = f"{base}__{distribution_suffix(distribution)}"
+        if control or self._may_be_observed(stem, base, name):
+            for row in values:
+                self.local(base, name, distribution, as_value(row, distribution), control)
+            return
+        first = self._instances.get(stem, 0) + 1
+        last = first + len(values) - 1
+        self._instances[stem] = last
+        self.last_address = f"{stem}__{last}"
+        self.trace.add_lazy(LazyDraws(base, name, distribution, values, stem, first))
+
+    def _may_be_observed(self, stem: str, base: str, name: str | None) -> bool:
+        observed = self.observed
+        if not observed:
+            return False
+        if base in observed or (name is not None and name in observed):
+            return True
+        prefix = stem + "__"
+        return any(key.startswith(prefix) for key in observed)
 
     def observe(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ppx.batching import LocalDraws, as_value
+from ppx.batching import LocalDraws
 from ppx.errors import ProtocolError, UnsupportedDistribution
 from ppx.failures import describe_exception
 from ppx.protocol import messages as m
@@ -36,6 +36,7 @@ from ppx.protocol.codec import decode
 from ppx.protocol.templates import encode
 from ppx.protocol.transport import Replier
 from ppx.runtime import Effect, Handler
+from ppx.trace import as_value
 
 __all__ = ["SimulatorServer", "serve"]
 

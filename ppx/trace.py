@@ -6,9 +6,21 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["Draw", "Trace"]
+__all__ = ["Draw", "LazyDraws", "Trace", "as_value"]
+
+
+def as_value(array: Any, distribution: torch.distributions.Distribution) -> torch.Tensor:
+    """A value from the wire as the tensor ``distribution.sample()`` would give."""
+    value = torch.from_numpy(np.asarray(array, dtype=np.float64))
+    shape = distribution.batch_shape + distribution.event_shape
+    if value.shape != shape and value.numel() == shape.numel():
+        value = value.reshape(shape)  # pyprob sends a scalar as shape [1]
+    if isinstance(distribution, torch.distributions.Categorical):
+        return value.long()
+    return value
 
 
 class Draw:
@@ -96,6 +108,60 @@ def _log_prob(distribution: torch.distributions.Distribution | None, value: Any)
         return -math.inf
 
 
+class LazyDraws:
+    """Consecutive uncontrolled draws at one base address, kept as one array.
+
+    A batched simulator reports thousands of such draws a run (Pythia's
+    ``flat()``); they become :class:`Draw` objects only when someone looks at
+    them, and their summed log-probability is one vectorised call.
+    """
+
+    __slots__ = ("base", "distribution", "first_instance", "name", "stem", "values")
+
+    def __init__(
+        self,
+        base: str,
+        name: str | None,
+        distribution: torch.distributions.Distribution,
+        values: np.ndarray,
+        stem: str,
+        first_instance: int,
+    ) -> None:
+        self.base = base
+        self.name = name
+        self.distribution = distribution
+        self.values = values
+        self.stem = stem
+        self.first_instance = first_instance
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def log_prob(self) -> float:
+        """Sum of the draws' log-probabilities."""
+        values = torch.from_numpy(self.values)
+        if isinstance(self.distribution, torch.distributions.Categorical):
+            values = values.long()
+        return _log_prob(self.distribution, values)
+
+    def expand(self) -> list[Draw]:
+        """The draws, one :class:`Draw` each."""
+        dist, base, name, stem = self.distribution, self.base, self.name, self.stem
+        return [
+            Draw(
+                f"{stem}__{self.first_instance + i}",
+                base,
+                name,
+                dist,
+                as_value(row, dist),
+                False,
+                False,
+            )
+            for i, row in enumerate(self.values)
+        ]
+
+
 class Trace:
     """The record of one run: draws in order, tags, and the program's result.
 
@@ -104,44 +170,80 @@ class Trace:
         >>> trace["mu"], trace.log_likelihood, trace.log_joint
     """
 
-    __slots__ = ("_by_key", "draws", "result", "tags")
+    __slots__ = ("_by_key", "_items", "_lazy", "result", "tags")
 
     def __init__(self) -> None:
-        self.draws: list[Draw] = []
+        self._items: list[Draw | LazyDraws] = []
+        self._lazy = 0  # LazyDraws among _items, not yet expanded
         self.tags: dict[str, Any] = {}
         self.result: Any = None
         self._by_key: dict[str, Draw] = {}
 
-    def add(self, draw: Draw) -> None:
-        """Append a draw; it becomes reachable by address and (first use of) name."""
-        self.draws.append(draw)
+    @property
+    def draws(self) -> list[Draw]:
+        """Every draw, in order."""
+        if self._lazy:
+            self._expand()
+        return self._items  # type: ignore[return-value] - expanded: Draws only
+
+    def _expand(self) -> None:
+        items: list[Draw | LazyDraws] = []
+        for item in self._items:
+            if isinstance(item, LazyDraws):
+                for draw in item.expand():
+                    items.append(draw)
+                    self._index(draw)
+            else:
+                items.append(item)
+        self._items = items
+        self._lazy = 0
+
+    def _index(self, draw: Draw) -> None:
         self._by_key[draw.address] = draw
         if draw.name is not None:
             self._by_key.setdefault(draw.name, draw)
 
+    def add(self, draw: Draw) -> None:
+        """Append a draw; it becomes reachable by address and (first use of) name."""
+        self._items.append(draw)
+        self._index(draw)
+
+    def add_lazy(self, draws: LazyDraws) -> None:
+        """Append uncontrolled draws kept as an array until looked at."""
+        self._items.append(draws)
+        self._lazy += 1
+
+    def _lookup(self, key: str) -> Draw | None:
+        draw = self._by_key.get(key)
+        if draw is None and self._lazy:
+            self._expand()
+            draw = self._by_key.get(key)
+        return draw
+
     def draw(self, key: str) -> Draw:
         """The draw with this address or name (the first draw of a repeated name)."""
-        try:
-            return self._by_key[key]
-        except KeyError:
-            raise KeyError(f"no draw named or addressed {key!r} in this trace") from None
+        draw = self._lookup(key)
+        if draw is None:
+            raise KeyError(f"no draw named or addressed {key!r} in this trace")
+        return draw
 
     def __getitem__(self, key: str) -> Any:
         """Value of a draw by name or address, else of a tag."""
-        if key in self._by_key:
-            return self._by_key[key].value
+        draw = self._lookup(key)
+        if draw is not None:
+            return draw.value
         if key in self.tags:
             return self.tags[key]
         raise KeyError(f"no draw or tag named {key!r} in this trace")
 
     def __contains__(self, key: str) -> bool:
-        return key in self._by_key or key in self.tags
+        return self._lookup(key) is not None or key in self.tags
 
     def __iter__(self) -> Iterator[Draw]:
         return iter(self.draws)
 
     def __len__(self) -> int:
-        return len(self.draws)
+        return sum(len(item) if isinstance(item, LazyDraws) else 1 for item in self._items)
 
     @property
     def samples(self) -> list[Draw]:
@@ -151,17 +253,21 @@ class Trace:
     @property
     def observes(self) -> list[Draw]:
         """The observed draws (observes with data, and samples conditioned on data)."""
-        return [d for d in self.draws if d.observed]
+        return [d for d in self._items if isinstance(d, Draw) and d.observed]
+
+    def controlled_latents(self) -> list[Draw]:
+        """The latent draws the engine controls (what MCMC moves)."""
+        return [d for d in self._items if isinstance(d, Draw) and d.controlled and d.is_latent]
 
     @property
     def log_likelihood(self) -> float:
         """Sum of log-probabilities of the observed draws."""
-        return sum(d.log_prob for d in self.draws if d.observed)
+        return sum(d.log_prob for d in self.observes)
 
     @property
     def log_prior(self) -> float:
         """Sum of log-probabilities of the latent draws."""
-        return sum(d.log_prob for d in self.draws if d.is_latent)
+        return sum(d.log_prob for d in self._items if isinstance(d, LazyDraws) or d.is_latent)
 
     @property
     def log_joint(self) -> float:
@@ -169,4 +275,4 @@ class Trace:
         return self.log_prior + self.log_likelihood
 
     def __repr__(self) -> str:
-        return f"Trace({len(self.draws)} draws, {len(self.tags)} tags, result={self.result!r})"
+        return f"Trace({len(self)} draws, {len(self.tags)} tags, result={self.result!r})"
