@@ -7,4 +7,12 @@ from ppx.inference.importance_sampling import importance_sampling
 from ppx.inference.mcmc import rmh
 from ppx.inference.rmh_kernel import RMHKernel, RMHState
 
-__all__ = ["Empirical", "RMHKernel", "RMHState", "importance_sampling", "rmh"]
+__all__ = ["Empirical", "RMHKernel", "RMHState", "importance_sampling", "load_posterior", "rmh"]
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    if name == "load_posterior":  # lazily: neural SBI is an optional extra
+        from ppx.inference.sbi.posterior import load_posterior
+
+        return load_posterior
+    raise AttributeError(f"module 'ppx.inference' has no attribute {name!r}")
