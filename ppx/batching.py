@@ -9,7 +9,8 @@ announce ``batched_draws``:
   :class:`~ppx.protocol.messages.DrawBlock` s attached to its next message;
 * **replay mode**: ``Run.replay`` carries the values the engine already knows
   (a replayed trace, the unchanged sites of an MCMC proposal, observed
-  values); the simulator uses them locally and asks only about the rest.
+  values); the simulator uses them locally and asks only about the rest;
+* observes and tags, which need no answer, travel with the next message too.
 
 The engine numbers the reported draws exactly as if each had come as its own
 ``Sample``, so the trace equals a draw-by-draw one. This module holds both
@@ -44,24 +45,36 @@ def split_address(address: str) -> tuple[str, int] | None:
 
 
 class _Pending:
-    """Consecutive local draws that will travel as one DrawBlock."""
+    """Consecutive local statements that will travel as one DrawBlock."""
 
-    __slots__ = ("address", "control", "distribution", "name", "values")
+    __slots__ = ("address", "control", "distribution", "name", "statement", "values")
 
-    def __init__(self, address: str, name: str | None, distribution: Any, control: bool) -> None:
+    def __init__(
+        self,
+        address: str,
+        name: str | None,
+        distribution: Any,
+        control: bool = True,
+        statement: str = "sample",
+    ) -> None:
         self.address = address
         self.name = name
         self.distribution = distribution
         self.control = control
+        self.statement = statement
         self.values: list[Any] = []
 
     def block(self) -> m.DrawBlock:
         first = self.values[0]
-        if torch.is_tensor(first):
+        if first is None:  # an observe without a value
+            values = None
+        elif torch.is_tensor(first):
             values = torch.stack(self.values).to(torch.float64).numpy(force=True)
         else:
             values = np.asarray(self.values, dtype=np.float64)
-        return m.DrawBlock(self.address, self.distribution, values, self.name, self.control)
+        return m.DrawBlock(
+            self.address, self.distribution, values, self.name, self.control, self.statement
+        )
 
 
 class LocalDraws:
@@ -133,6 +146,19 @@ class LocalDraws:
             last = _Pending(base, name, distribution, control)
             pending.append(last)
         last.values.append(value)
+
+    def observe(self, base: str, name: str | None, distribution: Any, value: Any) -> None:
+        """Report an observe with the next message instead of a round trip of its own."""
+        self.count(base, distribution)
+        pending = _Pending(base, name, distribution, statement="observe")
+        pending.values.append(None if value is None else torch.as_tensor(value))
+        self.pending.append(pending)
+
+    def tag(self, address: str, name: str | None, value: Any) -> None:
+        """Report a tag with the next message."""
+        pending = _Pending(address, name, None, statement="tag")
+        pending.values.append(None if value is None else torch.as_tensor(value))
+        self.pending.append(pending)
 
     def flush(self) -> tuple[m.DrawBlock, ...]:
         """The report of the local draws since the last message; empties it."""
@@ -246,6 +272,14 @@ def _rows(values: list[Any]) -> np.ndarray:
 def record_blocks(recorder: Recorder, blocks: tuple[m.DrawBlock, ...]) -> None:
     """Enter the simulator's local draws into the trace, numbered as single draws."""
     for block in blocks:
-        recorder.local_block(
-            block.address, block.name, block.distribution, block.values, block.control
-        )
+        if block.statement == "sample":
+            recorder.local_block(
+                block.address, block.name, block.distribution, block.values, block.control
+            )
+        elif block.statement == "observe":
+            for value in [None] if block.values is None else block.values:
+                recorder.observe(block.address, block.name, block.distribution, value)
+        else:
+            for value in [None] if block.values is None else block.values:
+                tagged = None if value is None else torch.from_numpy(np.asarray(value))
+                recorder.tag(block.name or block.address, tagged)

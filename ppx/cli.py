@@ -263,6 +263,11 @@ def plot(
         console.print(f"wrote {path}")
 
 
+from ppx.cli_sbi import app as sbi_app  # noqa: E402 - it uses load_simulator above
+
+app.add_typer(sbi_app, name="sbi")
+
+
 def main() -> None:
     """Entry point of ``python -m ppx.cli``."""
     app()

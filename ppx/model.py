@@ -83,7 +83,7 @@ class LocalModel(Model):
         self.name = name or getattr(fn, "__qualname__", "model")
 
     def _execute(self, recorder: Recorder) -> Any:
-        with RecordingHandler(recorder):
+        with RecordingHandler(recorder) as handler:
             try:
                 return self.fn()
             except PPXError:
@@ -96,3 +96,5 @@ class LocalModel(Model):
                     simulator=self.name,
                     address=recorder.last_address,
                 ) from error
+            finally:
+                handler.flush()

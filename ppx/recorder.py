@@ -8,7 +8,7 @@ same program give the same trace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -121,7 +121,7 @@ class Recorder:
         :class:`~ppx.trace.LazyDraws` array; others are recorded one by one.
         """
         stem = f"{base}__{distribution_suffix(distribution)}"
-        if control or self._may_be_observed(stem, base, name):
+        if control or self.touches(stem, base, name):
             for row in values:
                 self.local(base, name, distribution, as_value(row, distribution), control)
             return
@@ -131,14 +131,13 @@ class Recorder:
         self.last_address = f"{stem}__{last}"
         self.trace.add_lazy(LazyDraws(base, name, distribution, values, stem, first))
 
-    def _may_be_observed(self, stem: str, base: str, name: str | None) -> bool:
+    def touches(self, stem: str, base: str, name: str | None) -> bool:
+        """Whether an observation or a known value may apply to draws at ``stem``."""
         observed = self.observed
-        if not observed:
-            return False
-        if base in observed or (name is not None and name in observed):
+        if observed and (base in observed or (name is not None and name in observed)):
             return True
         prefix = stem + "__"
-        return any(key.startswith(prefix) for key in observed)
+        return any(key.startswith(prefix) for key in (*observed, *self.known))
 
     def observe(
         self,
@@ -167,13 +166,63 @@ class Recorder:
         return self.trace
 
 
+class _OpenBlock:
+    """Uncontrolled ``ppx.sampler`` draws not yet entered into the trace."""
+
+    __slots__ = ("base", "distribution", "name", "values")
+
+    def __init__(self, base: str, name: str | None, distribution: Any) -> None:
+        self.base = base
+        self.name = name
+        self.distribution = distribution
+        self.values: list[float] = []
+
+
 class RecordingHandler(Handler):
-    """Terminal handler of in-process runs: every effect goes to a :class:`Recorder`."""
+    """Terminal handler of in-process runs: every effect goes to a :class:`Recorder`.
+
+    Uncontrolled ``ppx.sampler`` draws are collected in a list and entered as
+    one array (:class:`~ppx.trace.LazyDraws`) before the next effect, or at
+    :meth:`flush`: a Python call per draw instead of a recorded effect.
+    """
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
+        self._open: _OpenBlock | None = None
+
+    def flush(self) -> None:
+        """Enter the pending sampler draws into the trace."""
+        block, self._open = self._open, None
+        if block is not None and block.values:
+            values = np.asarray(block.values, dtype=np.float64)
+            self.recorder.local_block(block.base, block.name, block.distribution, values, False)
+
+    def _sampler(
+        self, base: str, name: str | None, distribution: Any, control: bool
+    ) -> Callable[[], float]:
+        recorder = self.recorder
+        stem = f"{base}__{distribution_suffix(distribution)}"
+        if control or recorder.touches(stem, base, name):
+            return lambda: float(recorder.sample(base, name, distribution, control))
+        chunk: list[float] = []
+        mine: list[_OpenBlock | None] = [None]
+
+        def draw() -> float:
+            block = self._open
+            if block is None or block is not mine[0]:
+                self.flush()
+                block = self._open = mine[0] = _OpenBlock(base, name, distribution)
+            if not chunk:
+                chunk.extend(distribution.sample((1024,)).tolist()[::-1])
+            value = chunk.pop()
+            block.values.append(value)
+            return value
+
+        return draw
 
     def process(self, effect: Effect) -> None:
+        if self._open is not None:
+            self.flush()
         recorder = self.recorder
         if effect.type == "sample":
             effect.value = recorder.sample(
@@ -182,8 +231,9 @@ class RecordingHandler(Handler):
         elif effect.type == "observe":
             recorder.observe(effect.address, effect.name, effect.distribution, effect.value)
         elif effect.type == "sampler":
-            args = (effect.address, effect.name, effect.distribution, effect.control)
-            effect.value = lambda: float(recorder.sample(*args))
+            effect.value = self._sampler(
+                effect.address, effect.name, effect.distribution, effect.control
+            )
         else:
             recorder.tag(effect.name, effect.value)
         effect.done = True

@@ -57,7 +57,8 @@ class _ServedHandler(Handler):
     """Terminal handler while serving: each effect is a round trip to the engine.
 
     In a batched run (``local`` set), draws the simulator may make itself are
-    made locally and reported in bulk with the next message.
+    made locally and reported in bulk with the next message, with the
+    observes and tags (which need no answer).
     """
 
     def __init__(self, server: SimulatorServer, local: LocalDraws | None) -> None:
@@ -78,19 +79,18 @@ class _ServedHandler(Handler):
         elif kind == "observe":
             server.check_distribution(effect.distribution)
             if local is not None:
-                local.count(effect.address, effect.distribution)
-            server.exchange(
-                m.Observe(
-                    effect.address, effect.distribution, effect.value, effect.name, self.draws()
-                ),
-                m.ObserveResult,
-            )
+                local.observe(effect.address, effect.name, effect.distribution, effect.value)
+            else:
+                server.exchange(
+                    m.Observe(effect.address, effect.distribution, effect.value, effect.name),
+                    m.ObserveResult,
+                )
         elif kind == "sampler":
             effect.value = self.sampler(effect)
+        elif local is not None:
+            local.tag(effect.address, effect.name, effect.value)
         else:
-            server.exchange(
-                m.Tag(effect.address, effect.value, effect.name, self.draws()), m.TagResult
-            )
+            server.exchange(m.Tag(effect.address, effect.value, effect.name), m.TagResult)
         effect.done = True
 
     def draws(self) -> tuple[m.DrawBlock, ...]:

@@ -75,8 +75,16 @@ _OBSERVE_IDS = field_ids(
 _TAG_IDS = field_ids(Tag, "address", "name", "value", "draws")
 _VALUE_BLOCK_IDS = field_ids(ValueBlock, "key", "first_instance", "values")
 _DRAW_BLOCK_IDS = field_ids(
-    DrawBlock, "address", "name", "distribution_type", "distribution", "control", "values"
+    DrawBlock,
+    "address",
+    "name",
+    "distribution_type",
+    "distribution",
+    "control",
+    "values",
+    "statement",
 )
+_STATEMENTS = ("sample", "observe", "tag")
 _ERROR_IDS = field_ids(Error, "error_type", "message", "address", "name")
 
 
@@ -249,20 +257,24 @@ def _draw_blocks(
     buf: bytes, pos: int, fields: tuple[int, ...], field_id: int
 ) -> tuple[m.DrawBlock, ...]:
     """The ``draws`` extension field: the simulator's local draws, in order."""
-    address_id, name_id, type_id, dist_id, control_id, values_id = _DRAW_BLOCK_IDS
+    address_id, name_id, type_id, dist_id, control_id, values_id, statement_id = _DRAW_BLOCK_IDS
     blocks = []
     for at in _tables(buf, pos, fields, field_id):
         block = _table(buf, at)
         address = _string(buf, at, block, address_id) or ""
+        code = _byte(buf, at, block, statement_id, 0)
+        if code >= len(_STATEMENTS):
+            raise ProtocolError(f"unknown statement {code} in DrawBlock at address {address!r}")
+        statement = _STATEMENTS[code]
         dist = _distribution(buf, at, block, (type_id, dist_id), "DrawBlock", address)
         values = _tensor(buf, _ref(buf, at, block, values_id))
-        if dist is None or values is None:
+        if statement == "sample" and (dist is None or values is None):
             raise ProtocolError(
                 f"DrawBlock at address {address!r} lacks its distribution or values"
             )
         name = _string(buf, at, block, name_id) or None
         control = bool(_byte(buf, at, block, control_id, 1))
-        blocks.append(m.DrawBlock(address, dist, values, name, control))
+        blocks.append(m.DrawBlock(address, dist, values, name, control, statement))
     return tuple(blocks)
 
 

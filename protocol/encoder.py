@@ -37,11 +37,13 @@ from ._generated.ppx import (
 )
 from ._generated.ppx.Distribution import Distribution as DistType
 from ._generated.ppx.MessageBody import MessageBody as BodyType
+from ._generated.ppx.Statement import Statement
 from .distributions import RawDistribution, camel_case, codec_of
 
 __all__ = ["encode"]
 
 _EMPTY = np.empty(0, dtype=np.float64)
+_STATEMENTS = {"sample": Statement.Sample, "observe": Statement.Observe, "tag": Statement.Tag}
 
 
 def _as_float64(value: Any) -> np.ndarray:
@@ -114,6 +116,8 @@ def _write_draw_blocks(b: flatbuffers.Builder, blocks: tuple[m.DrawBlock, ...]) 
         DrawBlock.AddDistribution(b, dist)
         DrawBlock.AddControl(b, bool(block.control))
         DrawBlock.AddValues(b, values)
+        if block.statement != "sample":
+            DrawBlock.AddStatement(b, _STATEMENTS[block.statement])
         offsets.append(DrawBlock.End(b))
     return _write_table_vector(b, offsets)
 

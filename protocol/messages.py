@@ -69,17 +69,19 @@ class ValueBlock:
 
 @dataclass(frozen=True, slots=True)
 class DrawBlock:
-    """Consecutive draws the simulator made itself (extension ``batched_draws``).
+    """Consecutive statements reported in bulk (extension ``batched_draws``).
 
-    All share one base address, name, distribution and control flag;
-    ``values`` stacks them along its first dimension.
+    Samples the simulator made itself, observes, or tags: none needs an
+    answer from the engine. All share one base address, name, distribution
+    and control flag; ``values`` stacks them along its first dimension.
     """
 
     address: str
-    distribution: torch.distributions.Distribution
+    distribution: torch.distributions.Distribution | None
     values: Any
     name: str | None = None
     control: bool = True
+    statement: str = "sample"  # or "observe" (values None: no data), "tag"
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,11 @@ def test_messages_with_blocks_round_trip_through_the_codec():
     np.testing.assert_array_equal(sample.draws[0].values, [0.1, 0.2])
     assert sample.draws[0].control is False and sample.draws[0].name == "flat"
     assert encode(m.Run()) == encode(m.Run(False, 0, ()))  # the plain Run pyprob sends
+    tag = m.DrawBlock("E", None, np.ones((1, 3, 5)), "E", True, "tag")
+    silent = m.DrawBlock("o", Normal(0.0, 1.0), None, "o", True, "observe")
+    tagged, observed = decode(encode(m.RunResult(None, (tag, silent)))).draws
+    assert tagged.statement == "tag" and tagged.values.shape == (1, 3, 5)
+    assert observed.statement == "observe" and observed.values is None
 
 
 def test_replay_blocks_group_consecutive_instances_and_let_observations_win():
@@ -77,8 +82,8 @@ def test_batched_run_is_one_round_trip_and_gives_the_draw_by_draw_trace(serve_in
             batched.requests = single.requests = 0
             fast = batched.run()
             slow = single.run()
-            # Run, mu, tag, two observes: the 41 uncontrolled draws travel in bulk.
-            assert batched.requests == 5
+            # Run and mu: the 41 uncontrolled draws, the tag and the observes travel in bulk.
+            assert batched.requests == 2
             assert single.requests == 5 + NOISE + 1
             assert describe(fast) == describe(slow)
             assert len(fast.samples) == 1 + NOISE + 1
@@ -96,7 +101,27 @@ def test_batched_run_is_one_round_trip_and_gives_the_draw_by_draw_trace(serve_in
                 for old, new in zip(fast, replayed, strict=True):
                     if old.value is not None:
                         assert torch.equal(torch.as_tensor(old.value), torch.as_tensor(new.value))
-            assert batched.requests == 4  # mu is replayed locally as well
+            assert batched.requests == 1  # mu is replayed locally as well: one Run
+
+
+def test_batched_observes_and_tags_give_the_draw_by_draw_likelihood(serve_in_thread):
+    observe = {"obs0": 8.0, "obs1": 9.0}
+    with serve_in_thread(nuisance_model) as address:
+        with RemoteModel(address) as batched, RemoteModel(address, batched=False) as single:
+            fast = batched.run(observe=observe)
+            replay = ppx.ReplayController({"mu__Normal__1": fast["mu"]})
+            slow = single.run(controller=replay, observe=observe)
+    assert fast.draw("obs0").observed and float(fast.draw("obs1").value) == 9.0
+    assert fast.log_likelihood == pytest.approx(slow.log_likelihood, rel=1e-12)
+    assert fast.log_likelihood == pytest.approx(
+        float(
+            Normal(fast["mu"], 2**0.5).log_prob(torch.tensor([8.0, 9.0], dtype=torch.float64)).sum()
+        ),
+        rel=1e-9,
+    )
+    assert float(fast["noise"]) == pytest.approx(
+        sum(float(d.value) for d in fast if d.base in ("eps", "flat"))
+    )
 
 
 def test_observed_sample_value_reaches_the_simulator_in_a_batched_run(serve_in_thread):

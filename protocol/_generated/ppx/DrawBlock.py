@@ -77,7 +77,14 @@ class DrawBlock(object):
             return obj
         return None
 
-def DrawBlockStart(builder): builder.StartObject(6)
+    # DrawBlock
+    def Statement(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int8Flags, o + self._tab.Pos)
+        return 0
+
+def DrawBlockStart(builder): builder.StartObject(7)
 def Start(builder):
     return DrawBlockStart(builder)
 def DrawBlockAddAddress(builder, address): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(address), 0)
@@ -98,6 +105,9 @@ def AddControl(builder, control):
 def DrawBlockAddValues(builder, values): builder.PrependUOffsetTRelativeSlot(5, flatbuffers.number_types.UOffsetTFlags.py_type(values), 0)
 def AddValues(builder, values):
     return DrawBlockAddValues(builder, values)
+def DrawBlockAddStatement(builder, statement): builder.PrependInt8Slot(6, statement, 0)
+def AddStatement(builder, statement):
+    return DrawBlockAddStatement(builder, statement)
 def DrawBlockEnd(builder): return builder.EndObject()
 def End(builder):
     return DrawBlockEnd(builder)
