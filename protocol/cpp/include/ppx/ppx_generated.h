@@ -336,6 +336,39 @@ template<> struct DistributionTraits<ppx::wire::MultivariateNormal> {
 bool VerifyDistribution(flatbuffers::Verifier &verifier, const void *obj, Distribution type);
 bool VerifyDistributionVector(flatbuffers::Verifier &verifier, const flatbuffers::Vector<flatbuffers::Offset<void>> *values, const flatbuffers::Vector<Distribution> *types);
 
+enum class Statement : int8_t {
+  Sample = 0,
+  Observe = 1,
+  Tag = 2,
+  MIN = Sample,
+  MAX = Tag
+};
+
+inline const Statement (&EnumValuesStatement())[3] {
+  static const Statement values[] = {
+    Statement::Sample,
+    Statement::Observe,
+    Statement::Tag
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesStatement() {
+  static const char * const names[4] = {
+    "Sample",
+    "Observe",
+    "Tag",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNameStatement(Statement e) {
+  if (flatbuffers::IsOutRange(e, Statement::Sample, Statement::Tag)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesStatement()[index];
+}
+
 struct Message FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef MessageBuilder Builder;
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
@@ -1657,7 +1690,8 @@ struct DrawBlock FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_DISTRIBUTION_TYPE = 8,
     VT_DISTRIBUTION = 10,
     VT_CONTROL = 12,
-    VT_VALUES = 14
+    VT_VALUES = 14,
+    VT_STATEMENT = 16
   };
   const flatbuffers::String *address() const {
     return GetPointer<const flatbuffers::String *>(VT_ADDRESS);
@@ -1714,6 +1748,9 @@ struct DrawBlock FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const ppx::wire::Tensor *values() const {
     return GetPointer<const ppx::wire::Tensor *>(VT_VALUES);
   }
+  ppx::wire::Statement statement() const {
+    return static_cast<ppx::wire::Statement>(GetField<int8_t>(VT_STATEMENT, 0));
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyOffset(verifier, VT_ADDRESS) &&
@@ -1726,6 +1763,7 @@ struct DrawBlock FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyField<uint8_t>(verifier, VT_CONTROL, 1) &&
            VerifyOffset(verifier, VT_VALUES) &&
            verifier.VerifyTable(values()) &&
+           VerifyField<int8_t>(verifier, VT_STATEMENT, 1) &&
            verifier.EndTable();
   }
 };
@@ -1800,6 +1838,9 @@ struct DrawBlockBuilder {
   void add_values(flatbuffers::Offset<ppx::wire::Tensor> values) {
     fbb_.AddOffset(DrawBlock::VT_VALUES, values);
   }
+  void add_statement(ppx::wire::Statement statement) {
+    fbb_.AddElement<int8_t>(DrawBlock::VT_STATEMENT, static_cast<int8_t>(statement), 0);
+  }
   explicit DrawBlockBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -1818,12 +1859,14 @@ inline flatbuffers::Offset<DrawBlock> CreateDrawBlock(
     ppx::wire::Distribution distribution_type = ppx::wire::Distribution::NONE,
     flatbuffers::Offset<void> distribution = 0,
     bool control = true,
-    flatbuffers::Offset<ppx::wire::Tensor> values = 0) {
+    flatbuffers::Offset<ppx::wire::Tensor> values = 0,
+    ppx::wire::Statement statement = ppx::wire::Statement::Sample) {
   DrawBlockBuilder builder_(_fbb);
   builder_.add_values(values);
   builder_.add_distribution(distribution);
   builder_.add_name(name);
   builder_.add_address(address);
+  builder_.add_statement(statement);
   builder_.add_control(control);
   builder_.add_distribution_type(distribution_type);
   return builder_.Finish();
@@ -1836,7 +1879,8 @@ inline flatbuffers::Offset<DrawBlock> CreateDrawBlockDirect(
     ppx::wire::Distribution distribution_type = ppx::wire::Distribution::NONE,
     flatbuffers::Offset<void> distribution = 0,
     bool control = true,
-    flatbuffers::Offset<ppx::wire::Tensor> values = 0) {
+    flatbuffers::Offset<ppx::wire::Tensor> values = 0,
+    ppx::wire::Statement statement = ppx::wire::Statement::Sample) {
   auto address__ = address ? _fbb.CreateString(address) : 0;
   auto name__ = name ? _fbb.CreateString(name) : 0;
   return ppx::wire::CreateDrawBlock(
@@ -1846,7 +1890,8 @@ inline flatbuffers::Offset<DrawBlock> CreateDrawBlockDirect(
       distribution_type,
       distribution,
       control,
-      values);
+      values,
+      statement);
 }
 
 struct Normal FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
