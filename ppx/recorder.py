@@ -42,7 +42,7 @@ class Recorder:
         known = getattr(self.controller, "known_values", None)
         self.known: Mapping[str, Any] = known() if known is not None else {}
         self.trace = Trace()
-        self._instances: dict[str, int] = {}
+        self.instances: dict[str, int] = {}
         self.last_address = ""
 
     def fresh(self) -> Recorder:
@@ -52,8 +52,8 @@ class Recorder:
     def _address(self, base: str, distribution: torch.distributions.Distribution | None) -> str:
         suffix = distribution_suffix(distribution)
         key = f"{base}__{suffix}"
-        instance = self._instances.get(key, 0) + 1
-        self._instances[key] = instance
+        instance = self.instances.get(key, 0) + 1
+        self.instances[key] = instance
         address = full_address(base, suffix, instance)
         self.last_address = address
         return address
@@ -121,23 +121,34 @@ class Recorder:
         :class:`~ppx.trace.LazyDraws` array; others are recorded one by one.
         """
         stem = f"{base}__{distribution_suffix(distribution)}"
-        if control or self.touches(stem, base, name):
+        if control or self.observes(stem, base, name):
             for row in values:
                 self.local(base, name, distribution, as_value(row, distribution), control)
             return
-        first = self._instances.get(stem, 0) + 1
+        first = self.instances.get(stem, 0) + 1
         last = first + len(values) - 1
-        self._instances[stem] = last
+        self.instances[stem] = last
         self.last_address = f"{stem}__{last}"
         self.trace.add_lazy(LazyDraws(base, name, distribution, values, stem, first))
 
-    def touches(self, stem: str, base: str, name: str | None) -> bool:
-        """Whether an observation or a known value may apply to draws at ``stem``."""
+    def observes(self, stem: str, base: str, name: str | None) -> bool:
+        """Whether an observation may apply to draws at ``stem``."""
         observed = self.observed
-        if observed and (base in observed or (name is not None and name in observed)):
+        if not observed:
+            return False
+        if base in observed or (name is not None and name in observed):
             return True
         prefix = stem + "__"
-        return any(key.startswith(prefix) for key in (*observed, *self.known))
+        return any(key.startswith(prefix) for key in observed)
+
+    def known_at(self, stem: str) -> dict[int, float]:
+        """The controller's known values at ``stem``, by instance, as floats."""
+        prefix = stem + "__"
+        known = {}
+        for key, value in self.known.items():
+            if key.startswith(prefix) and key[len(prefix) :].isdigit():
+                known[int(key[len(prefix) :])] = float(value)
+        return known
 
     def observe(
         self,
@@ -202,8 +213,10 @@ class RecordingHandler(Handler):
     ) -> Callable[[], float]:
         recorder = self.recorder
         stem = f"{base}__{distribution_suffix(distribution)}"
-        if control or recorder.touches(stem, base, name):
+        if control or recorder.observes(stem, base, name):
             return lambda: float(recorder.sample(base, name, distribution, control))
+        known = recorder.known_at(stem)  # a replayed run: its values come first
+        instances = recorder.instances
         chunk: list[float] = []
         mine: list[_OpenBlock | None] = [None]
 
@@ -212,9 +225,11 @@ class RecordingHandler(Handler):
             if block is None or block is not mine[0]:
                 self.flush()
                 block = self._open = mine[0] = _OpenBlock(base, name, distribution)
-            if not chunk:
-                chunk.extend(distribution.sample((1024,)).tolist()[::-1])
-            value = chunk.pop()
+            value = known.get(instances.get(stem, 0) + len(block.values) + 1) if known else None
+            if value is None:
+                if not chunk:
+                    chunk.extend(distribution.sample((1024,)).tolist()[::-1])
+                value = chunk.pop()
             block.values.append(value)
             return value
 

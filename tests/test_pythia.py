@@ -27,10 +27,10 @@ from ppx.simulators.pythia.settings import PRESETS  # noqa: E402
 
 #: Events replayed per preset: (through the PPX source under LocalModel, through RecordingSource).
 EVENTS = {
-    "ee_z_hadrons": (200, 1000),
-    "ee_z_tautau": (200, 1000),
-    "pp_z_tautau": (2, 100),
-    "pp_ttbar": (2, 50),
+    "ee_z_hadrons": (1000, 1000),
+    "ee_z_tautau": (1000, 1000),
+    "pp_z_tautau": (20, 100),
+    "pp_ttbar": (10, 50),
 }
 
 
@@ -126,7 +126,8 @@ def test_native_flats_replay_by_seed() -> None:
 
 
 def _multiplicities(sim: PythiaSimulator, n: int) -> np.ndarray:
-    return np.array([float(sim()[0]) for _ in range(n)])
+    model = ppx.LocalModel(sim)
+    return np.array([float(model.run().result[0]) for _ in range(n)])
 
 
 def _same_distribution(a: np.ndarray, b: np.ndarray, alpha: float) -> bool:
@@ -148,11 +149,11 @@ def test_charged_multiplicity_matches_native_pythia() -> None:
     torch.manual_seed(1)
     reference = np.array([float(ppx.LocalModel(native).run().result[0]) for _ in range(3000)])
     sim = PythiaSimulator("ee_z_hadrons", flats="ppx")
-    ppx_values = _multiplicities(sim, 250)
+    ppx_values = _multiplicities(sim, 1000)
     assert _same_distribution(ppx_values, reference, alpha=0.01)
     source = PPXSource()
     sim.engine.source = lambda: source() ** 2  # deliberately wrong uniforms
-    assert not _same_distribution(_multiplicities(sim, 250), reference, alpha=0.01)
+    assert not _same_distribution(_multiplicities(sim, 1000), reference, alpha=0.01)
 
 
 def test_bad_settings_raise_before_any_run(tmp_path) -> None:
@@ -177,6 +178,24 @@ def test_served_in_a_subprocess_gives_valid_events() -> None:
             assert len(trace.draws) > 100 and final.shape[1] == 5
             p = final[:, 1:].sum(0)
             assert torch.allclose(p, torch.tensor([0.0, 0.0, 0.0, 91.2], dtype=p.dtype), atol=1e-6)
+
+
+def test_served_record_mode_replays_over_the_wire_bit_for_bit() -> None:
+    """Record in bulk (batched_draws), replay with the values in Run, and draw by draw."""
+    argv = [sys.executable, "-m", "ppx.simulators.pythia", "--preset", "ee_z_hadrons"]
+    with (
+        ppx.RemoteModel.spawn(argv) as batched,
+        ppx.RemoteModel.spawn(argv, batched=False) as single,
+    ):
+        assert "batched_draws" in batched.capabilities
+        traces = [batched.run() for _ in range(20)]
+        for i, trace in enumerate(traces):
+            replay = ppx.ReplayController({d.address: d.value for d in trace.draws})
+            models = (batched, single) if i == 0 else (batched,)  # one slow, 1,100 round trips
+            for model in models:
+                again = model.run(replay)
+                assert [d.address for d in again.draws] == [d.address for d in trace.draws]
+                assert torch.equal(again.tags["final_state"], trace.tags["final_state"])
 
 
 def _daughters(pythia, tau: int) -> list[int]:
