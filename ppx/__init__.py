@@ -19,6 +19,7 @@ from ppx.controllers import Controller, PriorController, ReplayController
 from ppx.errors import (
     HandshakeError,
     InvalidDistribution,
+    InvalidParameters,
     PPXError,
     ProtocolError,
     SimulatorCrashed,
@@ -40,6 +41,7 @@ __all__ = [
     "Draw",
     "HandshakeError",
     "InvalidDistribution",
+    "InvalidParameters",
     "LocalModel",
     "Model",
     "ModelSpec",

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "HandshakeError",
     "InvalidDistribution",
+    "InvalidParameters",
     "PPXError",
     "ProtocolError",
     "SimulatorCrashed",
@@ -56,6 +57,14 @@ class SimulatorError(PPXError):
         self.error_type = error_type
         self.simulator = simulator
         self.address = address
+
+
+class InvalidParameters(SimulatorError, InvalidDistribution):
+    """The simulator refused invalid distribution parameters and reported it (C++ client).
+
+    Both a :class:`SimulatorError` (it names the simulator and the address)
+    and an :class:`InvalidDistribution` (MCMC rejects the proposal that led there).
+    """
 
 
 class SimulatorCrashed(PPXError):

@@ -12,6 +12,7 @@ from ppx.batching import record_blocks, replay_blocks
 from ppx.errors import (
     HandshakeError,
     InvalidDistribution,
+    InvalidParameters,
     ProtocolError,
     SimulatorCrashed,
     SimulatorError,
@@ -242,7 +243,12 @@ class RemoteModel(Model):
             elif kind is m.RunResult:
                 return _as_torch(message.result)
             elif kind is m.Error:
-                raise SimulatorError(
+                error = (
+                    InvalidParameters
+                    if message.error_type == "InvalidDistribution"
+                    else SimulatorError
+                )
+                raise error(
                     f"simulator {self.name!r} failed at address "
                     f"{message.address or recorder.last_address!r}: {message.message}",
                     error_type=message.error_type,

@@ -201,6 +201,7 @@ def test_invalid_parameters_are_reported_with_address_and_server_keeps_serving(s
             model.run(observe={"mode": 2})
         error = info.value
         assert error.error_type == "InvalidDistribution" and error.address == "broken"
+        assert isinstance(error, ppx.InvalidDistribution)  # so RMH rejects such a proposal
         assert "invalid Normal parameters at address 'broken' (mean=nan, stddev=1)" in str(error)
         assert len(model.run()) == 4
 
