@@ -4,6 +4,8 @@
 Measured in one invocation, on one machine (compare ratios, not absolute times):
 
 1. **native** (baseline): Pythia with its own generator, no Python per draw.
+   **native + final-state read-out**: the same plus reading the event record into
+   the ``[n, 5]`` array every PPX mode tags (what any use of the event costs).
 2. **native record**: the same, re-seeded per event; the event is ``(seed, count)``
    (``NativeRecorder``), values regenerable on demand.
 3. **engine, ArraySource**: the Python ``RndmEngine`` replaying recorded values.
@@ -49,6 +51,7 @@ from ppx.simulators.pythia import (
     RecordingSource,
     build_pythia,
 )
+from ppx.simulators.pythia.observables import final_state
 from ppx.simulators.pythia.simulator import PythiaSimulator
 
 
@@ -72,6 +75,9 @@ def measure(preset: str, events: int, ppx_events: int, served_events: int) -> di
     rates: dict[str, float] = {}
     native = NativeRecorder(build_pythia(preset))
     rates["native"] = _rate(native.pythia.next, events)
+    rates["native + final-state read-out"] = _rate(
+        lambda: (native.pythia.next(), final_state(native.pythia.event)), events
+    )
     seeds = iter(range(1, 10**9))
     counts: list[int] = []
     rates["native record (seed, count)"] = _rate(
