@@ -1,0 +1,279 @@
+"""Train neural posterior, likelihood or ratio estimators on PPX simulations with sbi.
+
+A thin, fluent layer over sbi's trainers (``sbi.inference.NPE``, ``NLE``, ``NRE``):
+simulations in, an :class:`AmortizedPosterior` out, with the simulator's layout
+and prior attached. :func:`sequential` runs multi-round inference for one
+observation, the engine imposing each round's proposal draws on the program.
+
+References:
+    Greenberg et al., "Automatic Posterior Transformation for Likelihood-free
+    Inference", ICML 2019 (NPE). Papamakarios et al., "Sequential Neural
+    Likelihood", AISTATS 2019 (NLE). Durkan et al., "On Contrastive Learning for
+    Likelihood-free Inference", ICML 2020 (NRE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ppx.inference.sbi.embeddings import make_embedding
+from ppx.inference.sbi.layout import Layout
+from ppx.inference.sbi.posterior import AmortizedPosterior
+from ppx.inference.sbi.simulate import simulate
+from ppx.inference.sbi.store import Simulations, load_simulations
+from ppx.model import Model
+from ppx.spec import ModelSpec
+
+__all__ = ["METHODS", "MCMC_DEFAULTS", "resolve_device", "sequential", "train"]
+
+METHODS = ("NPE", "NLE", "NRE")
+#: sbi's vectorised slice sampler over many chains: the fast MCMC for NLE and NRE.
+MCMC_DEFAULTS = {"num_chains": 100, "warmup_steps": 100, "thin": 1, "init_strategy": "resample"}
+_ESTIMATORS = {"NPE": "maf", "NLE": "maf", "NRE": "resnet"}
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"``: ``"cuda"`` when a GPU is present, else ``"cpu"``; other values as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def train(
+    simulations: Simulations | str | Path | tuple[torch.Tensor, torch.Tensor],
+    method: str = "NPE",
+    *,
+    prior: torch.distributions.Distribution | None = None,
+    embedding: str | nn.Module | None = "auto",
+    estimator: str | None = None,
+    estimator_options: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    mcmc: Mapping[str, Any] | None = None,
+    progress: bool = False,
+    seed: int | None = None,
+    **train_kwargs: Any,
+) -> AmortizedPosterior:
+    """Train an amortized posterior on simulations.
+
+    Arguments:
+        simulations: a :class:`Simulations`, the path of a simulation store, or
+            a ``(theta, x)`` pair of tensors.
+        method: ``"NPE"``, ``"NLE"`` or ``"NRE"``.
+        prior: the prior over flat ``theta`` (default: the store's).
+        embedding: the data embedding (NPE, NRE): ``"mlp"``, ``"cnn"``, a module,
+            ``None``, or ``"auto"`` (CNN for image data, MLP for data of more
+            than 50 dimensions, none otherwise).
+        estimator: sbi's density estimator (``"maf"``, ``"nsf"``, ``"mdn"``...) or
+            classifier (``"resnet"``, ``"mlp"``) name.
+        estimator_options: more keywords of ``posterior_nn`` / ``likelihood_nn``
+            / ``classifier_nn`` (``hidden_features``, ``num_transforms``...).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        mcmc: MCMC settings of NLE and NRE posteriors, keywords of sbi's
+            ``MCMCPosteriorParameters`` (default: :data:`MCMC_DEFAULTS`, with sbi's
+            vectorised slice sampler).
+        progress: show sbi's progress bars.
+        seed: seed torch before training.
+        **train_kwargs: keywords of sbi's ``.train()``: ``max_num_epochs``,
+            ``training_batch_size``, ``learning_rate``, ``stop_after_epochs``...
+
+    Returns:
+        The trained :class:`AmortizedPosterior`.
+
+    Example:
+        >>> posterior = train("sims.h5", method="NPE", max_num_epochs=100)
+        >>> posterior.sample(x_obs, 10_000)
+    """
+    sims = _as_simulations(simulations)
+    prior = prior if prior is not None else sims.prior
+    if prior is None:
+        raise ValueError("training on bare arrays needs prior=")
+    if seed is not None:
+        torch.manual_seed(seed)
+    trainer = _trainer(
+        method, prior, embedding, estimator, estimator_options, sims.layout, device, progress
+    )
+    trainer.append_simulations(sims.theta, sims.x)
+    trainer.train(show_train_summary=False, **train_kwargs)
+    posterior = trainer.build_posterior(**_sampling(method, mcmc))
+    info = _info(method, len(sims), train_kwargs, trainer)
+    return AmortizedPosterior(posterior, sims.layout, prior, method, info)
+
+
+def sequential(
+    model: Model | ModelSpec,
+    x_o: Any,
+    *,
+    rounds: int = 2,
+    simulations_per_round: int = 1000,
+    method: str = "NPE",
+    parameters: Sequence[str] = ("theta",),
+    data: Sequence[str] = ("x",),
+    prior: torch.distributions.Distribution | None = None,
+    embedding: str | nn.Module | None = "auto",
+    estimator: str | None = None,
+    device: str = "auto",
+    mcmc: Mapping[str, Any] | None = None,
+    workers: int | Any = None,
+    seed: int = 0,
+    progress: bool = False,
+    **train_kwargs: Any,
+) -> AmortizedPosterior:
+    """Multi-round inference for one observation: each round proposes from the last posterior.
+
+    Round 1 simulates from the prior; round ``r`` draws ``theta`` from the
+    posterior of round ``r - 1`` at ``x_o`` and the engine imposes those values
+    on the program's parameter draws. The result is tuned to ``x_o``: after
+    the first round it is not amortized over other observations.
+
+    Arguments:
+        model: the program (a :class:`ppx.Model` or :class:`ModelSpec`).
+        x_o: the observation.
+        rounds: number of rounds.
+        simulations_per_round: runs per round.
+        method: ``"NPE"`` (NPE-C / APT), ``"NLE"`` or ``"NRE"``.
+        parameters, data: names or addresses, as in :func:`simulate`.
+        prior, embedding, device, mcmc, progress: as in :func:`train`.
+        estimator: as in :func:`train`; for NPE the default is ``"mdn"``: with
+            ``"maf"``, sbi 0.27's round-2 (atomic) loss put draws hundreds of
+            prior widths away on a 2-d Gaussian here, the mixture stayed right.
+        workers: as in :func:`simulate`.
+        seed: seeds round ``r``'s runs with ``seed + r`` and training with ``seed``.
+        **train_kwargs: keywords of sbi's ``.train()``.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    torch.manual_seed(seed)
+    proposal, trainer, layout, posterior = None, None, None, None
+    for round_index in range(rounds):
+        sims = simulate(
+            model, parameters, data, simulations_per_round, proposal=proposal, prior=prior,
+            workers=workers, seed=seed + round_index, progress=progress,
+        )  # fmt: skip
+        layout, prior = sims.layout, sims.prior
+        if trainer is None:
+            chosen = estimator or ("mdn" if method == "NPE" else None)
+            trainer = _trainer(method, prior, embedding, chosen, None, layout, device, progress)
+        extra = {"proposal": posterior} if method == "NPE" and posterior is not None else {}
+        trainer.append_simulations(sims.theta, sims.x, **extra)
+        trainer.train(show_train_summary=False, **train_kwargs)
+        x = layout.observation(x_o).unsqueeze(0)
+        posterior = trainer.build_posterior(**_sampling(method, mcmc)).set_default_x(x)
+        proposal = _Proposal(posterior, progress)
+    info = _info(method, rounds * simulations_per_round, train_kwargs, trainer)
+    info.update(rounds=rounds, x_o=layout.observation(x_o).tolist())
+    return AmortizedPosterior(posterior, layout, prior, method, info)
+
+
+class _Proposal:
+    """A posterior at its default observation, drawn from without progress bars."""
+
+    def __init__(self, posterior: Any, progress: bool) -> None:
+        self.posterior, self.progress = posterior, progress
+
+    def sample(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return self.posterior.sample(shape, show_progress_bars=self.progress).cpu()
+
+    def __repr__(self) -> str:
+        return f"previous round's {type(self.posterior).__name__}"
+
+
+def _as_simulations(simulations: Any) -> Simulations:
+    if isinstance(simulations, Simulations):
+        return simulations
+    if isinstance(simulations, str | Path):
+        return load_simulations(simulations)
+    theta, x = (torch.as_tensor(a, dtype=torch.float32) for a in simulations)
+    layout = Layout.of_arrays(theta, x)
+    return Simulations(
+        theta.reshape(len(theta), -1),
+        x.reshape(len(x), -1),
+        layout,
+        None,
+        torch.arange(len(x)).numpy(),
+    )
+
+
+def _trainer(
+    method: str,
+    prior: torch.distributions.Distribution,
+    embedding: str | nn.Module | None,
+    estimator: str | None,
+    options: Mapping[str, Any] | None,
+    layout: Layout,
+    device: str,
+    progress: bool,
+) -> Any:
+    """An sbi trainer (``NPE``, ``NLE`` or ``NRE``) with its network builder."""
+    from sbi import inference
+    from sbi.neural_nets import classifier_nn, likelihood_nn, posterior_nn
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if method == "NLE" and embedding not in (None, "auto"):
+        raise ValueError("NLE models the data itself: it takes no data embedding")
+    net = None if method == "NLE" else make_embedding(embedding, layout)
+    model = estimator or _ESTIMATORS[method]
+    options = dict(options or {})
+    if method == "NPE":
+        builder = posterior_nn(model, embedding_net=net or nn.Identity(), **options)
+    elif method == "NLE":
+        builder = likelihood_nn(model, **options)
+    else:
+        builder = classifier_nn(model, embedding_net_x=net or nn.Identity(), **options)
+    trainer_class = getattr(inference, method)
+    return trainer_class(
+        prior,
+        builder,
+        device=resolve_device(device),
+        tracker=_NoTracker(),
+        show_progress_bars=progress,
+    )
+
+
+def _sampling(method: str, mcmc: Mapping[str, Any] | None) -> dict[str, Any]:
+    if method == "NPE":
+        return {}
+    from sbi.inference.posteriors.posterior_parameters import MCMCPosteriorParameters
+
+    settings = {"method": "slice_np_vectorized", **MCMC_DEFAULTS, **(mcmc or {})}
+    return {"posterior_parameters": MCMCPosteriorParameters(**settings)}
+
+
+def _info(method: str, num: int, train_kwargs: Mapping[str, Any], trainer: Any) -> dict[str, Any]:
+    import sbi
+
+    summary = getattr(trainer, "_summary", {})
+    epochs = summary.get("epochs_trained", [])
+    return {
+        "sbi_version": sbi.__version__,
+        "num_simulations": num,
+        "train": {k: v for k, v in train_kwargs.items() if isinstance(v, int | float | str | bool)},
+        "epochs": [int(e) for e in epochs],
+        "method_class": type(trainer).__name__,
+    }
+
+
+class _NoTracker:
+    """An sbi tracker that records nothing (sbi's default writes TensorBoard logs to the cwd)."""
+
+    log_dir = None
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Ignore a metric."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Ignore metrics."""
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Ignore parameters."""
+
+    def add_figure(self, name: str, figure: Any, step: int | None = None) -> None:
+        """Ignore a figure."""
+
+    def flush(self) -> None:
+        """Nothing to flush."""
