@@ -321,6 +321,17 @@ def test_nle_and_nre_match_the_exact_posterior(method):
     assert type(posterior.posterior).__name__ == "MCMCPosterior"
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_npe_trains_and_samples_on_the_gpu(tmp_path):
+    sims = sbi.simulate(ppx.LocalModel(gaussian_2d), num_simulations=2000, seed=3)
+    posterior = sbi.train(sims, method="NPE", seed=0, max_num_epochs=60, device="cuda")
+    posterior.save(tmp_path / "gpu.pt")
+    x_o = torch.tensor([1.0, -0.5])
+    samples = ppx.inference.load_posterior(tmp_path / "gpu.pt").sample(x_o, 2000, seed=0)
+    check_moments(samples.cpu(), x_o, ess=2000)
+
+
 @pytest.mark.slow
 def test_sequential_npe_targets_the_observation():
     x_o = torch.tensor([2.0, -2.0])
