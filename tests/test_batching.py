@@ -158,8 +158,8 @@ def test_rmh_over_a_batched_simulator_finds_the_analytic_posterior(serve_in_thre
         post = ppx.inference.rmh(
             model,
             observe={"obs0": 8.0, "obs1": 9.0},
-            num_traces=3000,
-            burn_in=300,
+            num_traces=1500,
+            burn_in=200,
             proposal="random_walk",
         )
     ess = float(az.ess(post.to_arviz())["mu"])
