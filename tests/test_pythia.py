@@ -97,7 +97,7 @@ def test_changing_one_draw_gives_a_different_valid_event() -> None:
         final = final.tags["final_state"]
         changed += not torch.equal(final, trace.tags["final_state"])
         p = final[:, 1:].sum(0)
-        assert torch.allclose(p, torch.tensor([0.0, 0.0, 0.0, 91.2], dtype=p.dtype), atol=1e-6)
+        assert torch.allclose(p, torch.tensor([91.2, 0.0, 0.0, 0.0], dtype=p.dtype), atol=1e-6)
     assert changed >= 2
 
 
@@ -177,7 +177,7 @@ def test_served_in_a_subprocess_gives_valid_events() -> None:
             final = torch.as_tensor(trace.tags["final_state"])
             assert len(trace.draws) > 100 and final.shape[1] == 5
             p = final[:, 1:].sum(0)
-            assert torch.allclose(p, torch.tensor([0.0, 0.0, 0.0, 91.2], dtype=p.dtype), atol=1e-6)
+            assert torch.allclose(p, torch.tensor([91.2, 0.0, 0.0, 0.0], dtype=p.dtype), atol=1e-6)
 
 
 def test_served_record_mode_replays_over_the_wire_bit_for_bit() -> None:

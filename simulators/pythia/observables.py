@@ -34,8 +34,12 @@ _VISIBLE = 2  # Pythia's "select": all final-state particles but neutrinos
 
 
 def final_state(event: pythia8mc.Event) -> np.ndarray:
-    """The final-state particles as a float64 array ``[n, 5]``: PDG id, px, py, pz, E."""
-    rows = [(p.id(), p.px(), p.py(), p.pz(), p.e()) for p in event.particles() if p.isFinal()]
+    """The final-state particles as a float64 array ``[n, 5]``: PDG id, E, px, py, pz.
+
+    The columns of :mod:`ppx.simulators.tau_decay`'s ``final_state`` tag, so that
+    analysis code (and the calorimeter) reads both alike.
+    """
+    rows = [(p.id(), p.e(), p.px(), p.py(), p.pz()) for p in event.particles() if p.isFinal()]
     return np.array(rows, dtype=np.float64).reshape(-1, 5)
 
 

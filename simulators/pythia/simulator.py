@@ -5,7 +5,7 @@ One call generates one event::
     pythia/flat ~ Uniform(0, 1)        every random number of the event (flats="ppx")
     pythia/seed ~ Uniform(0, 1)        or: one seed of Pythia's own generator (flats="native")
     tau-/channel, tau+/channel         each tau's decay channel (tau_channel=True)
-    tag final_state = [[pdg, px, py, pz, E], ...]
+    tag final_state = [[pdg, E, px, py, pz], ...]
     tag <observable> for each chosen observable
     calorimeter ~ Normal(deposit(visible final state), noise)    (calorimeter=...)
 
