@@ -227,7 +227,7 @@ def replay_blocks(
     """``Run.replay`` for a run: the observations, then the controller's known values.
 
     Known values at observed addresses are left out: observations win, as in
-    the recorder. Consecutive instances of one stem travel as one block.
+    the recorder. Consecutive instances of one stem and shape travel as one block.
     """
     blocks = []
     observed_stems: set[tuple[str, int]] = set()
@@ -253,7 +253,11 @@ def replay_blocks(
         items.sort(key=lambda item: item[0])
         start = 0
         for i in range(1, len(items) + 1):
-            if i == len(items) or items[i][0] != items[i - 1][0] + 1:
+            if (
+                i == len(items)
+                or items[i][0] != items[i - 1][0] + 1
+                or np.shape(items[i][1]) != np.shape(items[i - 1][1])  # one block, one shape
+            ):
                 run = items[start:i]
                 blocks.append(m.ValueBlock(stem, run[0][0], _rows([v for _, v in run])))
                 start = i

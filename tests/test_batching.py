@@ -68,6 +68,8 @@ def test_replay_blocks_group_consecutive_instances_and_let_observations_win():
     blocks = replay_blocks({"obs": 8.0}, known)
     by_key = {(b.key, b.first_instance): b.values.tolist() for b in blocks}
     assert by_key == {("obs", 0): [8.0], ("a__Normal", 1): [1.0, 2.0], ("a__Normal", 4): [4.0]}
+    ragged = replay_blocks({}, {"v__Normal__1": torch.zeros(2), "v__Normal__2": torch.ones(3)})
+    assert [(b.first_instance, b.values.shape) for b in ragged] == [(1, (1, 2)), (2, (1, 3))]
     assert split_address("a/b__Categorical(len_probs:3)__12") == (
         "a/b__Categorical(len_probs:3)",
         12,
