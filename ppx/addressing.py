@@ -28,7 +28,7 @@ from types import FrameType
 
 import torch
 
-__all__ = ["call_site", "distribution_suffix", "full_address"]
+__all__ = ["address_stem", "call_site", "distribution_suffix", "full_address", "split_address"]
 
 _SITE_CACHE: dict[tuple[object, int], str] = {}
 
@@ -83,6 +83,19 @@ def distribution_suffix(distribution: torch.distributions.Distribution | None) -
     return suffix
 
 
-def full_address(base: str, suffix: str, instance: int) -> str:
-    """``base__suffix__instance``: the engine-side address of one draw."""
-    return f"{base}__{suffix}__{instance}"
+def full_address(stem: str, instance: int) -> str:
+    """``stem__instance``: the engine-side address of one draw (see :func:`address_stem`)."""
+    return f"{stem}__{instance}"
+
+
+def address_stem(base: str, distribution: torch.distributions.Distribution | None) -> str:
+    """``base__suffix``: the address of a draw without its instance number."""
+    return f"{base}__{distribution_suffix(distribution)}"
+
+
+def split_address(address: str) -> tuple[str, int] | None:
+    """``("base__Kind", instance)`` of a full address; None for a name or base."""
+    stem, sep, instance = address.rpartition("__")
+    if not sep or "__" not in stem or not instance.isdigit():
+        return None
+    return stem, int(instance)

@@ -26,22 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ppx.addressing import distribution_suffix
+from ppx.addressing import address_stem, split_address
 from ppx.protocol import messages as m
 from ppx.trace import as_value
 
 if TYPE_CHECKING:
     from ppx.recorder import Recorder
 
-__all__ = ["LocalDraws", "record_blocks", "replay_blocks", "split_address"]
-
-
-def split_address(address: str) -> tuple[str, int] | None:
-    """``("base__Kind", instance)`` of a full address; None for a name or base."""
-    stem, sep, instance = address.rpartition("__")
-    if not sep or "__" not in stem or not instance.isdigit():
-        return None
-    return stem, int(instance)
+__all__ = ["LocalDraws", "record_blocks", "replay_blocks"]
 
 
 class _Pending:
@@ -100,7 +92,7 @@ class LocalDraws:
 
     def count(self, base: str, distribution: Any) -> tuple[str, int]:
         """Count one draw at ``base``; returns its address stem and instance."""
-        stem = f"{base}__{distribution_suffix(distribution)}"
+        stem = address_stem(base, distribution)
         instance = self.instances.get(stem, 0) + 1
         self.instances[stem] = instance
         return stem, instance
@@ -180,7 +172,7 @@ class LocalDraws:
 
         ``ask`` makes the draw a round trip (values the engine must choose).
         """
-        stem = f"{base}__{distribution_suffix(distribution)}"
+        stem = address_stem(base, distribution)
         block = self.stems.get(stem)
         first, replayed = block if block is not None else (1, np.empty(0))
         last_replayed = first + len(replayed)

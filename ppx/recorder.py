@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppx.addressing import distribution_suffix, full_address
+from ppx.addressing import address_stem, full_address, split_address
 from ppx.controllers import Controller, PriorController
 from ppx.runtime import Effect, Handler
 from ppx.trace import Draw, LazyDraws, Trace, as_value
@@ -50,11 +50,10 @@ class Recorder:
         return type(self)(self.controller, self.observed)
 
     def _address(self, base: str, distribution: torch.distributions.Distribution | None) -> str:
-        suffix = distribution_suffix(distribution)
-        key = f"{base}__{suffix}"
-        instance = self.instances.get(key, 0) + 1
-        self.instances[key] = instance
-        address = full_address(base, suffix, instance)
+        stem = address_stem(base, distribution)
+        instance = self.instances.get(stem, 0) + 1
+        self.instances[stem] = instance
+        address = full_address(stem, instance)
         self.last_address = address
         return address
 
@@ -120,7 +119,7 @@ class Recorder:
         Uncontrolled draws that no observation touches are kept as one
         :class:`~ppx.trace.LazyDraws` array; others are recorded one by one.
         """
-        stem = f"{base}__{distribution_suffix(distribution)}"
+        stem = address_stem(base, distribution)
         if control or self.observes(stem, base, name):
             for row in values:
                 self.local(base, name, distribution, as_value(row, distribution), control)
@@ -128,7 +127,7 @@ class Recorder:
         first = self.instances.get(stem, 0) + 1
         last = first + len(values) - 1
         self.instances[stem] = last
-        self.last_address = f"{stem}__{last}"
+        self.last_address = full_address(stem, last)
         self.trace.add_lazy(LazyDraws(base, name, distribution, values, stem, first))
 
     def observes(self, stem: str, base: str, name: str | None) -> bool:
@@ -143,11 +142,11 @@ class Recorder:
 
     def known_at(self, stem: str) -> dict[int, float]:
         """The controller's known values at ``stem``, by instance, as floats."""
-        prefix = stem + "__"
         known = {}
         for key, value in self.known.items():
-            if key.startswith(prefix) and key[len(prefix) :].isdigit():
-                known[int(key[len(prefix) :])] = float(value)
+            split = split_address(key)
+            if split is not None and split[0] == stem:
+                known[split[1]] = float(value)
         return known
 
     def observe(
@@ -212,7 +211,7 @@ class RecordingHandler(Handler):
         self, base: str, name: str | None, distribution: Any, control: bool
     ) -> Callable[[], float]:
         recorder = self.recorder
-        stem = f"{base}__{distribution_suffix(distribution)}"
+        stem = address_stem(base, distribution)
         if control or recorder.observes(stem, base, name):
             return lambda: float(recorder.sample(base, name, distribution, control))
         known = recorder.known_at(stem)  # a replayed run: its values come first

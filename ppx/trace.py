@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ppx.addressing import full_address
+
 __all__ = ["Draw", "LazyDraws", "Trace", "as_value"]
 
 
@@ -150,7 +152,7 @@ class LazyDraws:
         dist, base, name, stem = self.distribution, self.base, self.name, self.stem
         return [
             Draw(
-                f"{stem}__{self.first_instance + i}",
+                full_address(stem, self.first_instance + i),
                 base,
                 name,
                 dist,

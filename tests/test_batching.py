@@ -11,7 +11,8 @@ import torch
 from torch.distributions import Categorical, Normal, Uniform
 
 import ppx
-from ppx.batching import replay_blocks, split_address
+from ppx.addressing import split_address
+from ppx.batching import replay_blocks
 from ppx.protocol import messages as m
 from ppx.protocol.codec import decode, encode
 from ppx.remote import RemoteModel
