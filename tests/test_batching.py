@@ -64,6 +64,21 @@ def test_messages_with_blocks_round_trip_through_the_codec():
     assert observed.statement == "observe" and observed.values is None
 
 
+def test_malformed_blocks_are_protocol_errors_naming_the_address(monkeypatch):
+    from ppx.errors import ProtocolError
+    from ppx.protocol import encoder
+
+    empty = m.DrawBlock("flat", None, None, "flat", False)  # a sample without dist or values
+    with pytest.raises(ProtocolError, match="DrawBlock at address 'flat' lacks"):
+        decode(encode(m.RunResult(None, (empty,))))
+    with pytest.raises(ProtocolError, match="ValueBlock 'mu__Normal' in Run has no values"):
+        decode(encode(m.Run(True, 1, (m.ValueBlock("mu__Normal", 1, None),))))
+    monkeypatch.setitem(encoder._STATEMENTS, "tag", 7)  # a statement this schema lacks
+    data = encode(m.RunResult(None, (m.DrawBlock("E", None, np.ones((1, 2)), "E", True, "tag"),)))
+    with pytest.raises(ProtocolError, match="unknown statement 7 in DrawBlock at address 'E'"):
+        decode(data)
+
+
 def test_replay_blocks_group_consecutive_instances_and_let_observations_win():
     known = {"a__Normal__1": 1.0, "a__Normal__2": 2.0, "a__Normal__4": 4.0, "obs__Normal__1": 9.0}
     blocks = replay_blocks({"obs": 8.0}, known)
