@@ -548,7 +548,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     import ppx
-    from ppx.spec import ModelSpec
+    from ppx.engine.model_spec import ModelSpec
 
     R = args.rounds
     gauss_blocks = split(args.num_traces, R)

@@ -535,9 +535,10 @@ def bench_breakdown(draws: int) -> dict[str, float]:
     import torch
 
     import ppx
-    from ppx.protocol import codec, templates
+    from ppx.engine.recorder import Recorder
+    from ppx.protocol import codec
     from ppx.protocol import messages as msgs
-    from ppx.recorder import Recorder
+    from ppx.sites import as_value
 
     normal = torch.distributions.Normal
     dist = normal(0.0, 1.0)
@@ -552,25 +553,23 @@ def bench_breakdown(draws: int) -> dict[str, float]:
     out["sim: torch Normal(0., 1.) construct"] = per_call_us(lambda: normal(0.0, 1.0))
     out["engine: torch Normal.sample()"] = per_call_us(dist.sample)
     out["sim: builder encode(Sample) (first message of a site)"] = per_call_us(
-        lambda: codec.encode(sample_msg)
+        lambda: codec.build(sample_msg)
     )
     out["sim: template encode(Sample) (the served hot path)"] = per_call_us(
-        lambda: templates.encode(sample_msg)
+        lambda: codec.encode(sample_msg)
     )
     out["engine: codec decode(Sample) (RemoteModel caches it)"] = per_call_us(
         lambda: codec.decode(sample_bytes)
     )
     out["engine: builder encode(SampleResult(value))"] = per_call_us(
-        lambda: codec.encode(msgs.SampleResult(value))
+        lambda: codec.build(msgs.SampleResult(value))
     )
     out["engine: template encode(SampleResult(value)) (hot path)"] = per_call_us(
-        lambda: templates.encode(msgs.SampleResult(value))
+        lambda: codec.encode(msgs.SampleResult(value))
     )
     out["sim: codec decode(SampleResult)"] = per_call_us(lambda: codec.decode(result_bytes))
-    from ppx.server import _to_value  # the served handler's conversion of the reply
-
-    out["sim: server._to_value(result)"] = per_call_us(
-        lambda: _to_value(decoded_result.result, dist)
+    out["sim: as_value(result) (the served handler's conversion of the reply)"] = per_call_us(
+        lambda: as_value(decoded_result.result, dist)
     )
 
     # Recorder.sample alone, on a fresh recorder every `draws` calls (instance counter grows)

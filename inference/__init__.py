@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ppx.inference.empirical import Empirical
 from ppx.inference.importance_sampling import importance_sampling
 from ppx.inference.mcmc import rmh
 from ppx.inference.rmh_kernel import RMHKernel, RMHState
 
+if TYPE_CHECKING:
+    from ppx.inference.sbi.posterior import load_posterior
+
 __all__ = ["Empirical", "RMHKernel", "RMHState", "importance_sampling", "load_posterior", "rmh"]
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str) -> object:
     if name == "load_posterior":  # lazily: neural SBI is an optional extra
         from ppx.inference.sbi.posterior import load_posterior
 

@@ -14,18 +14,22 @@ from __future__ import annotations
 import os
 import pickle
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from ppx.engine.model_spec import ModelSpec
 from ppx.inference.empirical import Empirical
-from ppx.inference.rmh_kernel import Proposal, RMHKernel, RMHState, record_of
-from ppx.spec import ModelSpec
+from ppx.inference.executor import Arguments, progress_bar, run_chunks
+from ppx.inference.records import Observations, Record, Value, compact, record_of
+from ppx.inference.rmh_kernel import Proposal, RMHKernel, RMHState
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["ChainCheckpoint", "ChainChunk", "ChainConfig", "advance_chain", "run_chains"]
 
@@ -35,7 +39,7 @@ class ChainConfig:
     """What every chunk of every chain needs to know."""
 
     spec: ModelSpec
-    observe: dict[str, Any]
+    observe: Observations
     num_samples: int
     burn_in: int = 0
     thin: int = 1
@@ -70,18 +74,11 @@ class ChainCheckpoint:
 class ChainChunk:
     """What one chunk produced: kept records and the checkpoint to continue from."""
 
-    records: list[dict[str, Any]]
+    records: list[dict[str, Value]]
     checkpoint: ChainCheckpoint
     accepted: int
     proposed: int
     seconds: float = field(default=0.0, compare=False)
-
-
-def _compact(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-        for key, value in record.items()
-    }
 
 
 def advance_chain(config: ChainConfig, checkpoint: ChainCheckpoint, steps: int) -> ChainChunk:
@@ -96,7 +93,7 @@ def advance_chain(config: ChainConfig, checkpoint: ChainCheckpoint, steps: int) 
     for step in range(checkpoint.steps, end):
         state = kernel.step(state)
         if step >= config.burn_in and (step - config.burn_in) % config.thin == config.thin - 1:
-            records.append(_compact(record_of(state.trace)))
+            records.append(compact(record_of(state.trace)))
     next_checkpoint = ChainCheckpoint(checkpoint.chain, end, checkpoint.chunk + 1, state)
     return ChainChunk(
         records,
@@ -107,39 +104,23 @@ def advance_chain(config: ChainConfig, checkpoint: ChainCheckpoint, steps: int) 
     )
 
 
-class _Progress:
-    """Samples, samples/s and acceptance on a tqdm bar."""
-
-    def __init__(self, total: int, show: bool, label: str) -> None:
-        self.bar = tqdm(total=total, disable=not show, desc=label, unit="sample")
-        self.accepted = self.proposed = 0
-
-    def update(self, chunk: ChainChunk) -> None:
-        self.accepted += chunk.accepted
-        self.proposed += chunk.proposed
-        self.bar.update(len(chunk.records))
-        if self.proposed:
-            self.bar.set_postfix(acceptance=f"{self.accepted / self.proposed:.3f}")
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 class _Output:
     """The posterior file (rewritten atomically per chunk) and its checkpoint sidecar."""
 
-    def __init__(self, path: str | Path | None) -> None:
-        self.path = None if path is None else Path(path)
-        self.sidecar = None if path is None else Path(f"{path}.checkpoints")
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.sidecar = Path(f"{path}.checkpoints")
 
-    def resume(self) -> tuple[list[dict], list[int], dict[int, ChainCheckpoint]]:
-        if self.sidecar is None or not self.sidecar.exists() or not self.path.exists():
+    def resume(self) -> tuple[list[Record], list[int], dict[int, ChainCheckpoint]]:
+        """Records, chain ids and checkpoints of an unfinished job (nothing if none)."""
+        if not self.sidecar.exists() or not self.path.exists():
             return [], [], {}
         posterior = Empirical.load(self.path)
         checkpoints = pickle.loads(self.sidecar.read_bytes())
-        return list(posterior.traces), list(posterior.chain), checkpoints
+        return list(posterior.traces), posterior.chain.tolist(), checkpoints
 
     def write(self, posterior: Empirical, checkpoints: dict[int, ChainCheckpoint]) -> None:
+        """Replace the posterior file and the sidecar (each atomically)."""
         partial = self.path.with_name(self.path.name + ".partial")
         posterior.save(partial)
         os.replace(partial, self.path)
@@ -148,35 +129,25 @@ class _Output:
         os.replace(sidecar, self.sidecar)
 
     def finish(self) -> None:
-        if self.sidecar is not None and self.sidecar.exists():
-            self.sidecar.unlink()
-
-
-def _chunk_results(client: Any, config: ChainConfig, starts: list, steps: int) -> Iterator:
-    """Submit one chunk per chain; yield finished chunks, resubmitting each chain's next."""
-    from distributed import as_completed
-
-    futures = as_completed(
-        [client.submit(advance_chain, config, start, steps, pure=False) for start in starts]
-    )
-    for future in futures:
-        chunk = future.result()
-        yield chunk
-        if chunk.checkpoint.steps < config.total_steps:
-            futures.add(client.submit(advance_chain, config, chunk.checkpoint, steps, pure=False))
+        """The job is complete: drop the sidecar."""
+        self.sidecar.unlink(missing_ok=True)
 
 
 def run_chains(
     config: ChainConfig,
     chains: int,
     *,
-    client: Any = None,
+    client: Client | None = None,
     chunk_steps: int | None = None,
     out: str | Path | None = None,
     progress: bool | None = None,
-    metadata: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, object] | None = None,
 ) -> Empirical:
     """Run ``chains`` chains of ``config`` and gather them into one posterior.
+
+    Each chain advances a chunk of ``chunk_steps`` at a time; on Dask the
+    chains' chunks run in parallel, each chain's next chunk submitted when its
+    last one arrives. Here the chains run one after another.
 
     Arguments:
         config: the chain settings (model spec, observations, lengths, kernel).
@@ -188,43 +159,40 @@ def run_chains(
         progress: show a progress bar (default: when stderr is a terminal).
         metadata: facts stored with the posterior.
     """
-    import sys
-
-    output = _Output(out)
-    records, chain_ids, checkpoints = output.resume()
+    output = None if out is None else _Output(out)
+    records, chain_ids, checkpoints = ([], [], {}) if output is None else output.resume()
     starts = [checkpoints.get(c, ChainCheckpoint(c)) for c in range(chains)]
-    starts = [s for s in starts if s.steps < config.total_steps]
     steps = chunk_steps or max(100, config.total_steps // 10)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = _Progress(chains * config.num_samples, show, f"RMH x{chains}")
-    bar.bar.update(len(records))
-    accepted = {c: 0 for c in range(chains)}
-    proposed = {c: 0 for c in range(chains)}
-    if client is None:
-        chunks = _local_chunks(config, starts, steps)
-    else:
-        chunks = _chunk_results(client, config, starts, steps)
+    tasks = [(config, start, steps) for start in starts if start.steps < config.total_steps]
+    accepted, proposed = [0] * chains, [0] * chains
     info = dict(metadata or {})
-    for chunk in chunks:
-        chain = chunk.checkpoint.chain
-        records.extend(chunk.records)
-        chain_ids.extend([chain] * len(chunk.records))
-        checkpoints[chain] = chunk.checkpoint
-        accepted[chain] += chunk.accepted
-        proposed[chain] += chunk.proposed
-        bar.update(chunk)
-        info["acceptance"] = [accepted[c] / max(proposed[c], 1) for c in range(chains)]
-        if output.path is not None:
-            output.write(Empirical(records, chain=chain_ids, metadata=info), checkpoints)
-    bar.close()
-    output.finish()
+
+    def next_chunk(chain: int, chunk: ChainChunk) -> Arguments | None:
+        unfinished = chunk.checkpoint.steps < config.total_steps
+        return (config, chunk.checkpoint, steps) if unfinished else None
+
+    total = chains * config.num_samples
+    with progress_bar(
+        total, f"RMH x{chains}", show=progress, unit="sample", initial=len(records)
+    ) as bar:
+        for _, chunk in run_chunks(
+            advance_chain,
+            tasks,
+            client=client,
+            then=next_chunk,
+            bar=bar,
+            size=lambda chunk: len(chunk.records),
+        ):
+            chain = chunk.checkpoint.chain
+            records.extend(chunk.records)
+            chain_ids.extend([chain] * len(chunk.records))
+            checkpoints[chain] = chunk.checkpoint
+            accepted[chain] += chunk.accepted
+            proposed[chain] += chunk.proposed
+            bar.set_postfix(acceptance=f"{sum(accepted) / max(sum(proposed), 1):.3f}")
+            info["acceptance"] = [a / max(p, 1) for a, p in zip(accepted, proposed, strict=True)]
+            if output is not None:
+                output.write(Empirical(records, chain=chain_ids, metadata=info), checkpoints)
+    if output is not None:
+        output.finish()
     return Empirical(records, chain=np.asarray(chain_ids), metadata=info)
-
-
-def _local_chunks(config: ChainConfig, starts: list, steps: int) -> Iterator[ChainChunk]:
-    for start in starts:
-        checkpoint = start
-        while checkpoint.steps < config.total_steps:
-            chunk = advance_chain(config, checkpoint, steps)
-            yield chunk
-            checkpoint = chunk.checkpoint

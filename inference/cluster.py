@@ -38,23 +38,39 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypedDict
 
-import dask
+import dask.config
 from distributed import Client, LocalCluster, Nanny
 
 if TYPE_CHECKING:
-    from dask_jobqueue.core import JobQueueCluster
+    from dask_jobqueue.core import Job, JobQueueCluster
 
-__all__ = ["HPC_KINDS", "job_script", "local_options", "open_client"]
+__all__ = ["HPC_KINDS", "LocalOptions", "job_script", "local_options", "open_client"]
 
 HPC_KINDS = ("slurm", "pbs")
 LOOPBACK = "127.0.0.1"
 SCHEDULER_PLACEHOLDER = "tcp://<insert-scheduler-address-here>:8786"
-_CLUSTER_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
+
+
+class LocalOptions(TypedDict):
+    """Keywords of :class:`distributed.LocalCluster` that :func:`open_client` sets."""
+
+    n_workers: int
+    threads_per_worker: int
+    processes: bool
+    worker_class: type[Nanny]
+    host: str
+    dashboard_address: str
+    silence_logs: int
+
+
+_CLASS_PREFIXES = {"slurm": "SLURM", "pbs": "PBS"}  # SLURMCluster, SLURMJob...
 # JobQueueCluster keywords that shape the scheduler, not the job script.
 _CLUSTER_ONLY = frozenset(
     {
@@ -120,7 +136,7 @@ def open_client(
         yield stack.enter_context(client)
 
 
-def local_options(n_workers: int | None = None, allow_remote: bool = False) -> dict[str, Any]:
+def local_options(n_workers: int | None = None, allow_remote: bool = False) -> LocalOptions:
     """Keywords of the default :class:`distributed.LocalCluster` (see the module docstring)."""
     host = "0.0.0.0" if allow_remote else LOOPBACK
     return {
@@ -152,7 +168,7 @@ def job_script(hpc: str, **hpc_options: Any) -> str:
     Example:
         >>> print(job_script("slurm", cores=2, memory="4GB", walltime="01:00:00", queue="short"))
     """
-    job_cls = _cluster_class(hpc).job_cls
+    job_cls = _job_class(hpc)
     options = {key: value for key, value in hpc_options.items() if key not in _CLUSTER_ONLY}
     try:
         job = job_cls(scheduler=SCHEDULER_PLACEHOLDER, name="dummy-name", **options)
@@ -165,7 +181,7 @@ def _check_choice(
     scheduler: str | None,
     scheduler_file: str | os.PathLike[str] | None,
     hpc: str | None,
-    hpc_options: Mapping[str, Any] | None,
+    hpc_options: Mapping[str, object] | None,
     n_workers: int | None,
     hpc_jobs: int,
 ) -> None:
@@ -182,8 +198,8 @@ def _check_choice(
         raise ValueError(f"hpc_jobs must be >= 0, got {hpc_jobs}")
 
 
-def _cluster_class(hpc: str) -> type[JobQueueCluster]:
-    """``SLURMCluster`` or ``PBSCluster``, imported only when asked for."""
+def _jobqueue(hpc: str) -> ModuleType:
+    """``dask_jobqueue``, imported only when asked for."""
     if hpc not in HPC_KINDS:
         raise ValueError(f"unknown hpc kind {hpc!r}: use one of {', '.join(HPC_KINDS)}")
     try:
@@ -192,7 +208,19 @@ def _cluster_class(hpc: str) -> type[JobQueueCluster]:
         raise ImportError(
             f"hpc={hpc!r} needs dask-jobqueue: pip install 'ppx-engine[hpc]'"
         ) from error
-    return getattr(dask_jobqueue, _CLUSTER_CLASSES[hpc])
+    return dask_jobqueue
+
+
+def _cluster_class(hpc: str) -> type[JobQueueCluster]:
+    """``SLURMCluster`` or ``PBSCluster``."""
+    return getattr(_jobqueue(hpc), f"{_CLASS_PREFIXES[hpc]}Cluster")
+
+
+def _job_class(hpc: str) -> type[Job]:
+    """``SLURMJob`` or ``PBSJob`` (of ``dask_jobqueue.slurm`` / ``.pbs``): writes the script."""
+    _jobqueue(hpc)
+    module = importlib.import_module(f"dask_jobqueue.{hpc}")
+    return getattr(module, f"{_CLASS_PREFIXES[hpc]}Job")
 
 
 def _hpc_cluster(hpc: str, jobs: int, options: Mapping[str, Any]) -> JobQueueCluster:
@@ -208,12 +236,13 @@ def _hpc_cluster(hpc: str, jobs: int, options: Mapping[str, Any]) -> JobQueueClu
     return cluster
 
 
-def _scheduler_options(hpc: str, options: Mapping[str, Any]) -> dict[str, Any]:
+def _scheduler_options(hpc: str, options: Mapping[str, object]) -> dict[str, object]:
     """Scheduler options: the dashboard on loopback, then jobqueue.yaml, then the caller's."""
     config_name = options.get("config_name") or hpc
     configured = dask.config.get(f"jobqueue.{config_name}.scheduler-options", default={})
+    given = options.get("scheduler_options")
     return {
         "dashboard_address": f"{LOOPBACK}:8787",
         **(configured or {}),
-        **(options.get("scheduler_options") or {}),
+        **(given if isinstance(given, Mapping) else {}),
     }

@@ -1,4 +1,4 @@
-"""Weighted empirical distributions over records: the posterior objects of PPX."""
+"""The posterior object of PPX: weighted records, with statistics, ArviZ export and files."""
 
 from __future__ import annotations
 
@@ -8,20 +8,22 @@ import logging
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 import torch
 
-from ppx.trace import Trace
+from ppx.inference.hdf5 import read_records, write_records
+from ppx.inference.metadata import attribute, merge_metadata, to_json
+from ppx.inference.records import Record, Value, record_keys, stack, to_numpy
+from ppx.inference.statistics import chain_rows, logsumexp, weighted_quantile
+
+if TYPE_CHECKING:
+    import pandas
+    from arviz import InferenceData
 
 __all__ = ["Empirical"]
-
-FORMAT = "ppx.Empirical"
-FORMAT_VERSION = 1
-
-Record = Trace | Mapping[str, Any]
 
 
 class Empirical:
@@ -58,14 +60,14 @@ class Empirical:
         records: Sequence[Record],
         log_weights: Sequence[float] | np.ndarray | None = None,
         chain: Sequence[int] | np.ndarray | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, object] | None = None,
     ) -> None:
         if len(records) == 0:
             raise ValueError("an Empirical needs at least one record")
         self.traces = list(records)
         self.log_weights = _per_record(log_weights, len(self.traces), "log weights", np.float64)
-        self.chain = _per_record(chain, len(self.traces), "chain ids", np.int64, fill=0)
-        self.metadata: dict[str, Any] = json.loads(_to_json(metadata or {}))
+        self.chain = _per_record(chain, len(self.traces), "chain ids", np.int64)
+        self.metadata: dict[str, Any] = json.loads(to_json(metadata or {}))  # JSON values
         if not np.isfinite(self.log_weights).any():
             raise ValueError(
                 "every trace has zero weight (log weight -inf or NaN): the observations are "
@@ -107,8 +109,8 @@ class Empirical:
         For :class:`ppx.Trace` records: the names (addresses where unnamed) of
         the latent draws, then the tags.
         """
-        common = set.intersection(*(set(_record_keys(r)) for r in self.traces))
-        return [key for key in _record_keys(self.traces[0]) if key in common]
+        common = set.intersection(*(set(record_keys(r)) for r in self.traces))
+        return [key for key in record_keys(self.traces[0]) if key in common]
 
     def values(self, name: str) -> np.ndarray:
         """The value of ``name`` (draw name or address, tag, dict key) in every record, stacked.
@@ -120,11 +122,11 @@ class Empirical:
             KeyError: some record lacks ``name`` (use :meth:`expectation` with a
                 function that handles absence for trans-dimensional programs).
         """
-        return _stack(self._column(name), name).astype(np.float64)
+        return stack(self._column(name), name).astype(np.float64)
 
-    def expectation(self, fn: Callable[[Any], Any]) -> np.ndarray:
+    def expectation(self, fn: Callable[[Record], Value | Sequence[float]]) -> np.ndarray:
         """Weighted mean of ``fn(record)``."""
-        values = np.stack([_to_numpy(fn(record)) for record in self.traces]).astype(np.float64)
+        values = np.stack([to_numpy(fn(record)) for record in self.traces]).astype(np.float64)
         return np.tensordot(self.weights, values, axes=1)
 
     def mean(self, name: str) -> np.ndarray:
@@ -165,7 +167,7 @@ class Empirical:
             return np.asarray(np.quantile(values, q, axis=0))
         keep = self.weights > 0
         columns = values[keep].reshape(int(keep.sum()), -1)
-        result = _weighted_quantile(columns, self.weights[keep], q.reshape(-1))
+        result = weighted_quantile(columns, self.weights[keep], q.reshape(-1))
         return result.reshape(q.shape + values.shape[1:])
 
     def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Empirical:
@@ -188,7 +190,7 @@ class Empirical:
 
     def to_arviz(
         self, names: Sequence[str] | None = None, *, generator: torch.Generator | None = None
-    ) -> Any:
+    ) -> InferenceData:
         """The posterior as ``arviz.InferenceData``.
 
         Equally weighted records are split by chain id into a posterior group of
@@ -206,13 +208,13 @@ class Empirical:
         arviz = _import_arviz()
         names = self.keys() if names is None else list(names)
         source = self.sample(len(self), generator) if self.is_weighted else self
-        rows = source._chain_rows()
+        rows = chain_rows(source.chain)
         posterior = {name: source.values(name)[rows] for name in names}
         attrs = {"inference_library": "ppx"}
-        attrs |= {key: _attr(value) for key, value in self.metadata.items()}
+        attrs |= {key: attribute(value) for key, value in self.metadata.items()}
         return arviz.from_dict(posterior=posterior, attrs=attrs, posterior_attrs=dict(attrs))
 
-    def summary(self, names: Sequence[str] | None = None, **kwargs: Any) -> Any:
+    def summary(self, names: Sequence[str] | None = None, **kwargs: object) -> pandas.DataFrame:
         """``arviz.summary`` (mean, sd, hdi, mcse, ess_bulk, ess_tail, r_hat) as a DataFrame.
 
         Arguments:
@@ -220,64 +222,35 @@ class Empirical:
             kwargs: passed to ``arviz.summary`` (``hdi_prob``, ``kind``...).
         """
         if names is None:
-            names = [key for key in self.keys() if np.ndim(_to_numpy(self.traces[0][key])) == 0]
+            names = [key for key in self.keys() if np.ndim(to_numpy(self.traces[0][key])) == 0]
             if not names:
                 raise ValueError(f"no key with scalar values to summarise; keys: {self.keys()}")
         arviz = _import_arviz()
         data = self.to_arviz(names)
-        one_chain = data.posterior.sizes["chain"] == 1  # r_hat is NaN: no need to warn
+        one_chain = self.is_weighted or self.num_chains == 1  # r_hat is NaN: no need to warn
         logger = getattr(arviz, "_log", logging.getLogger("arviz"))
         with _quiet(logger, "Shape validation failed") if one_chain else contextlib.nullcontext():
             return arviz.summary(data, **kwargs)
 
     def save(self, path: str | Path) -> None:
-        """Write the posterior to an HDF5 file (see :meth:`load`).
+        """Write the posterior to an HDF5 file (layout: :mod:`ppx.inference.hdf5`).
 
-        Layout: attributes ``ppx_format``, ``format_version``, ``num_records``
-        and ``metadata`` (a JSON string); datasets ``log_weights`` and ``chain``;
-        ``values/<key>`` the stacked values of each key (``/`` in a key escaped
-        as ``%2F``, the key itself in the dataset's ``key`` attribute); for a key
-        that some records lack, ``present/<key>`` marks the records that have it
-        and ``values/<key>`` holds only their values.
+        Raises:
+            TypeError: a value is not numeric.
         """
-        key_lists = [_record_keys(record) for record in self.traces]
-        key_sets = [set(keys) for keys in key_lists]
-        with h5py.File(path, "w") as file:
-            file.attrs["ppx_format"] = FORMAT
-            file.attrs["format_version"] = FORMAT_VERSION
-            file.attrs["num_records"] = len(self)
-            file.attrs["metadata"] = _to_json(self.metadata)
-            file["log_weights"] = self.log_weights
-            file["chain"] = self.chain
-            values = file.create_group("values", track_order=True)
-            for key in _union(key_lists):
-                present = np.array([key in keys for keys in key_sets])
-                rows = [r[key] for r, has in zip(self.traces, present, strict=True) if has]
-                values[_escape(key)] = _numeric(_stack(rows, key), key)
-                values[_escape(key)].attrs["key"] = key
-                if not present.all():
-                    file[f"present/{_escape(key)}"] = present
+        write_records(path, self.traces, self.log_weights, self.chain, self.metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> Empirical:
-        """Read a posterior written by :meth:`save`; its records are dicts.
+        """Read a posterior written by :meth:`save` (or prior runs by ``ppx prior --out``).
+
+        Its records are dicts of numpy values.
 
         Raises:
             ValueError: ``path`` is not a PPX posterior file.
         """
-        if Path(path).exists() and not h5py.is_hdf5(path):
-            raise ValueError(f"{str(path)!r} is not a PPX posterior file (not HDF5)")
-        with h5py.File(path, "r") as file:
-            _check_format(file, path)
-            records: list[dict[str, Any]] = [{} for _ in range(int(file.attrs["num_records"]))]
-            for escaped, dataset in file["values"].items():
-                present = file.get(f"present/{escaped}")
-                owners = range(len(records)) if present is None else np.flatnonzero(present[()])
-                key = dataset.attrs["key"]
-                for index, value in zip(owners, dataset[()], strict=True):
-                    records[index][key] = value
-            metadata = json.loads(file.attrs["metadata"])
-            return cls(records, file["log_weights"][()], file["chain"][()], metadata)
+        stored = read_records(path)
+        return cls(stored.records, stored.log_weights, stored.chain, stored.metadata)
 
     @classmethod
     def merge(cls, posteriors: Iterable[Empirical], *, renumber_chains: bool = False) -> Empirical:
@@ -307,7 +280,7 @@ class Empirical:
             [record for posterior in posteriors for record in posterior.traces],
             np.concatenate([posterior.log_weights for posterior in posteriors]),
             np.concatenate(chains),
-            _merge_metadata([posterior.metadata for posterior in posteriors]),
+            merge_metadata([posterior.metadata for posterior in posteriors]),
         )
 
     def concat(
@@ -321,37 +294,24 @@ class Empirical:
         chains = "1 chain" if self.num_chains == 1 else f"{self.num_chains} chains"
         return f"Empirical({len(self)} records, ESS {self.ess:.1f}, {chains})"
 
-    def _column(self, name: str) -> list[Any]:
+    def _column(self, name: str) -> list[Value]:
         try:
             return [record[name] for record in self.traces]
         except KeyError:
-            keys = sorted(_record_keys(self.traces[0]))
+            keys = sorted(record_keys(self.traces[0]))
             raise KeyError(
                 f"{name!r} is not a draw or tag of every trace; keys of the first record: {keys}"
             ) from None
 
-    def _chain_rows(self) -> np.ndarray:
-        """Record indices as a (chains, draws) array, chains cut to the shortest."""
-        ids = np.unique(self.chain)
-        rows = [np.flatnonzero(self.chain == i) for i in ids]
-        length = min(len(r) for r in rows)
-        if any(len(r) != length for r in rows):
-            lengths = {int(i): len(r) for i, r in zip(ids, rows, strict=True)}
-            warnings.warn(
-                f"chains of unequal length {lengths}: each cut to {length} draws",
-                stacklevel=3,
-            )
-        return np.stack([r[:length] for r in rows])
 
-
-def logsumexp(values: np.ndarray) -> float:
-    """log(sum(exp(values))), stable (via ``torch.logsumexp``)."""
-    return float(torch.logsumexp(torch.from_numpy(np.asarray(values, dtype=np.float64)), 0))
-
-
-def _per_record(values: Any, size: int, what: str, dtype: type, fill: float = 0.0) -> np.ndarray:
+def _per_record(
+    values: Sequence[float] | np.ndarray | None,
+    size: int,
+    what: str,
+    dtype: type[np.float64] | type[np.int64],
+) -> np.ndarray:
     if values is None:
-        return np.full(size, fill, dtype=dtype)
+        return np.zeros(size, dtype=dtype)
     array = np.asarray(values)
     if array.shape != (size,):
         raise ValueError(f"{size} records but {array.size} {what}")
@@ -360,107 +320,7 @@ def _per_record(values: Any, size: int, what: str, dtype: type, fill: float = 0.
     return array.astype(dtype)
 
 
-def _record_keys(record: Any) -> list[str]:
-    """Latent draw names (addresses where unnamed) and tags of a Trace; keys of a mapping."""
-    if isinstance(record, Trace):
-        keys = [
-            d.name if d.name is not None and record.draw(d.name) is d else d.address
-            for d in record.samples
-        ]
-        return keys + [tag for tag in record.tags if tag not in keys]
-    if hasattr(record, "keys"):
-        return list(record.keys())
-    raise TypeError(f"a record is a ppx.Trace or a mapping, got {type(record).__name__}")
-
-
-def _union(key_lists: list[list[str]]) -> list[str]:
-    return list(dict.fromkeys(key for keys in key_lists for key in keys))
-
-
-def _stack(values: list[Any], name: str) -> np.ndarray:
-    """Stack values (one torch op for all-tensor values), keeping their dtype."""
-    try:
-        if all(isinstance(value, torch.Tensor) for value in values):
-            with torch.no_grad():
-                return torch.stack(values).cpu().numpy()
-        return np.asarray(values)
-    except (RuntimeError, TypeError, ValueError):
-        try:
-            return np.stack([_to_numpy(value) for value in values])
-        except ValueError as error:
-            raise ValueError(f"values of {name!r} cannot be stacked: {error}") from None
-
-
-def _numeric(array: np.ndarray, name: str) -> np.ndarray:
-    if array.dtype.kind not in "biufc":
-        raise TypeError(f"only numeric values can be saved; {name!r} has dtype {array.dtype}")
-    return array
-
-
-def _weighted_quantile(columns: np.ndarray, weights: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Inverse weighted CDF of each column of ``columns`` (n, k) at ``q`` (m,): (m, k)."""
-    result = np.empty((len(q), columns.shape[1]))
-    for j, column in enumerate(columns.T):
-        order = np.argsort(column, kind="stable")
-        cdf = np.cumsum(weights[order])
-        index = np.searchsorted(cdf / cdf[-1], q - 1e-12, side="left")
-        result[:, j] = column[order][np.minimum(index, len(column) - 1)]
-    return result
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic | np.ndarray | torch.Tensor):
-        return _to_numpy(value).tolist()
-    raise TypeError(f"metadata must be JSON-able; got {type(value).__name__}: {value!r}")
-
-
-def _to_json(metadata: Mapping[str, Any]) -> str:
-    return json.dumps(metadata, default=_jsonable)
-
-
-def _attr(value: Any) -> Any:
-    return (
-        value
-        if isinstance(value, str | int | float | bool)
-        else json.dumps(value, default=_jsonable)
-    )
-
-
-def _merge_metadata(metadatas: list[dict[str, Any]]) -> dict[str, Any]:
-    merged = {}
-    for key in _union([list(metadata) for metadata in metadatas]):
-        encoded = {_to_json({key: m[key]}) if key in m else None for m in metadatas}
-        same = len(encoded) == 1 and None not in encoded
-        merged[key] = metadatas[0][key] if same else [m.get(key) for m in metadatas]
-    return merged
-
-
-def _escape(key: str) -> str:
-    """An HDF5 link name for ``key``: ``%`` and ``/`` percent-encoded, no leading dot."""
-    escaped = key.replace("%", "%25").replace("/", "%2F")
-    return "%2E" + escaped[1:] if escaped.startswith(".") else escaped
-
-
-def _check_format(file: h5py.File, path: str | Path) -> None:
-    if file.attrs.get("ppx_format") != FORMAT:
-        raise ValueError(
-            f"{str(path)!r} is not a PPX posterior file (no ppx_format={FORMAT!r} attribute)"
-        )
-    version = int(file.attrs.get("format_version", -1))
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{str(path)!r} has posterior format version {version}; this PPX reads up to "
-            f"{FORMAT_VERSION}: upgrade PPX"
-        )
-
-
-def _import_arviz() -> Any:
+def _import_arviz() -> ModuleType:
     with warnings.catch_warnings():  # arviz 0.2x announces its refactor on import
         warnings.simplefilter("ignore", FutureWarning)
         import arviz

@@ -8,25 +8,32 @@ drawn here, or in chunks on Dask workers that each own their simulator.
 
 from __future__ import annotations
 
+import itertools
 import math
-import sys
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, TypeAlias
 
 import torch
-from tqdm.auto import tqdm
 
+from ppx.engine.model import Model
+from ppx.engine.model_spec import ModelSpec
 from ppx.inference.empirical import Empirical
-from ppx.inference.rmh_kernel import record_of
-from ppx.model import Model
-from ppx.spec import ModelSpec
+from ppx.inference.executor import Arguments, progress_bar, run_chunks
+from ppx.inference.records import Observations, Record, Value, compact, record_of
 from ppx.trace import Trace
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["ProposalController", "importance_sampling"]
 
 Distribution = torch.distributions.Distribution
-Proposal = Union[Distribution, Callable[[Distribution], Distribution]]  # noqa: UP007
+#: A proposal for one draw: a distribution, or a function of the draw's prior giving one.
+Proposal: TypeAlias = Distribution | Callable[[Distribution], Distribution]
+#: What a chunk gives: its records (whole traces here, compact dicts on Dask) and log weights.
+WeightedRecords: TypeAlias = tuple[Sequence[Record], list[float]]
 
 
 class ProposalController:
@@ -49,7 +56,7 @@ class ProposalController:
         """Start a new run."""
         self.log_correction = 0.0
 
-    def __call__(self, address: str, name: str | None, distribution: Distribution) -> Any:
+    def __call__(self, address: str, name: str | None, distribution: Distribution) -> torch.Tensor:
         proposal = self.proposals.get(address)
         if proposal is None and name is not None:
             proposal = self.proposals.get(name)
@@ -63,13 +70,14 @@ class ProposalController:
 
 
 def _log_prob(distribution: Distribution, value: torch.Tensor) -> float:
-    if not bool(distribution.support.check(value).all()):
+    support = distribution.support
+    if support is not None and not bool(support.check(value).all()):
         return -math.inf
     return float(distribution.log_prob(value).sum())
 
 
 def _weighted_run(
-    model: Model, observe: Mapping[str, Any], controller: ProposalController
+    model: Model, observe: Observations, controller: ProposalController
 ) -> tuple[Trace, float]:
     controller.reset()
     trace = model.run(controller=controller, observe=observe)
@@ -78,11 +86,11 @@ def _weighted_run(
 
 def importance_sampling(
     model: Model | ModelSpec,
-    observe: Mapping[str, Any],
+    observe: Observations,
     num_traces: int,
     *,
     proposal: Mapping[str, Proposal] | None = None,
-    client: Any = None,
+    client: Client | None = None,
     chunk_size: int = 500,
     seed: int = 0,
     progress: bool | None = None,
@@ -110,78 +118,60 @@ def importance_sampling(
     """
     if num_traces < 1:
         raise ValueError(f"num_traces must be positive, got {num_traces}")
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=num_traces, desc="importance sampling", disable=not show, unit="tr")
-    if client is not None:
-        records, log_weights = _on_dask(
-            client, model, observe, num_traces, proposal, chunk_size, seed, bar
-        )
+    name = ""
+    function: Callable[..., WeightedRecords]
+    tasks: Iterable[Arguments]
+    if client is None:
+        local = model.cached() if isinstance(model, ModelSpec) else model
+        name = local.name
+        function = partial(_here, local, observe, ProposalController(proposal or {}))
+        tasks = itertools.repeat((), num_traces)  # one trace a chunk: the bar moves per trace
     else:
-        records, log_weights = _here(_as_model(model), observe, num_traces, proposal, bar)
-    bar.close()
+        function = importance_chunk
+        spec, observed = ModelSpec.of(model), dict(observe)
+        sizes = [min(chunk_size, num_traces - start) for start in range(0, num_traces, chunk_size)]
+        tasks = [(spec, observed, size, proposal, (seed, k)) for k, size in enumerate(sizes)]
+    chunks: dict[int, WeightedRecords] = {}
+    with progress_bar(num_traces, "importance sampling", show=progress, unit="tr") as bar:
+        for index, chunk in run_chunks(
+            function, tasks, client=client, bar=bar, size=lambda chunk: len(chunk[1])
+        ):
+            chunks[index] = chunk
+            first = chunk[0][0]
+            if index == 0 and isinstance(first, Trace):  # a whole trace: run here
+                _check_observed_names(first, observe, name)
+    records = [record for k in sorted(chunks) for record in chunks[k][0]]
+    log_weights = [weight for k in sorted(chunks) for weight in chunks[k][1]]
     return Empirical(records, log_weights, metadata={"engine": "importance_sampling"})
 
 
-def _as_model(model: Model | ModelSpec) -> Model:
-    return model.cached() if isinstance(model, ModelSpec) else model
-
-
-def _here(model, observe, num_traces, proposal, bar) -> tuple[list, list]:  # noqa: ANN001
-    controller = ProposalController(proposal or {})
-    traces, log_weights = [], []
-    for index in range(num_traces):
-        trace, log_weight = _weighted_run(model, observe, controller)
-        if index == 0:
-            _check_observed_names(trace, observe, model.name)
-        traces.append(trace)
-        log_weights.append(log_weight)
-        bar.update()
-    return traces, log_weights
+def _here(
+    model: Model, observe: Observations, controller: ProposalController
+) -> tuple[list[Trace], list[float]]:
+    """One weighted run of ``model``, its whole trace kept (a chunk run in this process)."""
+    trace, log_weight = _weighted_run(model, observe, controller)
+    return [trace], [log_weight]
 
 
 def importance_chunk(
     spec: ModelSpec,
-    observe: Mapping[str, Any],
+    observe: Observations,
     num_traces: int,
     proposal: Mapping[str, Proposal] | None,
     seed: tuple[int, int],
-) -> tuple[list[dict[str, Any]], list[float]]:
+) -> tuple[list[dict[str, Value]], list[float]]:
     """``num_traces`` weighted runs on this worker's model (a Dask task)."""
     torch.manual_seed(hash(seed) % 2**63)
     controller = ProposalController(proposal or {})
     records, log_weights = [], []
     for _ in range(num_traces):
         trace, log_weight = _weighted_run(spec.cached(), observe, controller)
-        records.append({k: _numpy(v) for k, v in record_of(trace).items()})
+        records.append(compact(record_of(trace)))
         log_weights.append(log_weight)
     return records, log_weights
 
 
-def _numpy(value: Any) -> Any:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-
-
-def _on_dask(client, model, observe, num_traces, proposal, chunk_size, seed, bar):  # noqa: ANN001, ANN202
-    from distributed import as_completed
-
-    spec = ModelSpec.of(model)
-    sizes = [min(chunk_size, num_traces - start) for start in range(0, num_traces, chunk_size)]
-    futures = {
-        client.submit(
-            importance_chunk, spec, dict(observe), size, proposal, (seed, k), pure=False
-        ): k
-        for k, size in enumerate(sizes)
-    }
-    chunks: dict[int, tuple] = {}
-    for future in as_completed(futures):
-        chunks[futures[future]] = future.result()
-        bar.update(len(chunks[futures[future]][1]))
-    records = [r for k in sorted(chunks) for r in chunks[k][0]]
-    log_weights = [w for k in sorted(chunks) for w in chunks[k][1]]
-    return records, log_weights
-
-
-def _check_observed_names(trace: Trace, observe: Mapping[str, Any], model_name: str) -> None:
+def _check_observed_names(trace: Trace, observe: Observations, model_name: str) -> None:
     known = {key for draw in trace for key in (draw.name, draw.address, draw.base)}
     unused = sorted(set(observe) - known)
     if unused:
@@ -189,5 +179,5 @@ def _check_observed_names(trace: Trace, observe: Mapping[str, Any], model_name: 
         warnings.warn(
             f"observed names {unused} matched no draw in the first run of {model_name!r}; "
             f"its draws are: {observable}",
-            stacklevel=4,
+            stacklevel=3,
         )

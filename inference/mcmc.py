@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from ppx.engine.model import Model
+from ppx.engine.model_spec import ModelSpec
 from ppx.inference.chains import ChainConfig, run_chains
 from ppx.inference.empirical import Empirical
+from ppx.inference.executor import dask_client
+from ppx.inference.records import Observations, Value, to_numpy
 from ppx.inference.rmh_kernel import Proposal
-from ppx.model import Model
-from ppx.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["rmh"]
 
 
 def rmh(
     model: Model | ModelSpec,
-    observe: Mapping[str, Any],
+    observe: Observations,
     num_traces: int,
     *,
     chains: int = 1,
@@ -27,7 +33,7 @@ def rmh(
     proposal: Proposal = "prior",
     scale: float = 0.5,
     seed: int = 0,
-    client: Any = None,
+    client: Client | None = None,
     scheduler: str | None = None,
     n_workers: int | None = None,
     out: str | Path | None = None,
@@ -87,7 +93,7 @@ def rmh(
         "burn_in": config.burn_in,
         "thin": thin,
     }
-    with _client(client, scheduler, n_workers, chains) as active:
+    with dask_client(client, start=chains > 1, scheduler=scheduler, n_workers=n_workers) as active:
         return run_chains(
             config,
             chains,
@@ -99,19 +105,7 @@ def rmh(
         )
 
 
-@contextlib.contextmanager
-def _client(client: Any, scheduler: str | None, n_workers: int | None, chains: int):
-    if client is not None or (chains == 1 and scheduler is None):
-        yield client
-        return
-    from ppx.inference.cluster import open_client
-
-    with open_client(scheduler, n_workers=n_workers) as opened:
-        yield opened
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return [float(v) for v in value]
+def _jsonable(value: Value | Sequence[float]) -> float | list[float]:
+    """An observed value as a number, or a flat list of numbers."""
+    array = to_numpy(value).astype(np.float64)
+    return float(array) if array.ndim == 0 else array.reshape(-1).tolist()

@@ -36,12 +36,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
+from ppx.engine.model import Model
 from ppx.errors import InvalidDistribution
-from ppx.model import Model
+from ppx.inference.records import Observations, Value, record_of
 from ppx.trace import Draw, Trace
 
 __all__ = ["RMHKernel", "RMHState", "record_of"]
@@ -67,21 +68,26 @@ def _controlled_latents(trace: Trace) -> list[Draw]:
     return trace.controlled_latents()
 
 
+def _is_discrete(distribution: torch.distributions.Distribution | None) -> bool:
+    support = None if distribution is None else distribution.support
+    return support is not None and support.is_discrete
+
+
 class _ProposalController:
     """Replays the current trace, except at the resampled site."""
 
-    def __init__(self, values: Mapping[str, Any], site: str, kernel: RMHKernel) -> None:
+    def __init__(self, values: Mapping[str, Value], site: str, kernel: RMHKernel) -> None:
         self.values = values
         self.site = site
         self.kernel = kernel
 
-    def known_values(self) -> Mapping[str, Any]:
+    def known_values(self) -> Mapping[str, Value]:
         """Every replayed value: all but the resampled site."""
         return {address: v for address, v in self.values.items() if address != self.site}
 
     def __call__(
         self, address: str, name: str | None, distribution: torch.distributions.Distribution
-    ) -> Any:
+    ) -> Value:
         if address == self.site:
             return self.kernel.propose(distribution, self.values.get(address))
         if address in self.values:
@@ -109,7 +115,7 @@ class RMHKernel:
     def __init__(
         self,
         model: Model,
-        observe: Mapping[str, Any],
+        observe: Observations,
         proposal: Proposal = "prior",
         scale: float = 0.5,
     ) -> None:
@@ -131,17 +137,19 @@ class RMHKernel:
             f"the observations {sorted(self.observe)}; check their values and names"
         )
 
-    def propose(self, distribution: torch.distributions.Distribution, current: Any) -> Any:
+    def propose(
+        self, distribution: torch.distributions.Distribution, current: Value | None
+    ) -> torch.Tensor:
         """A new value for the resampled site."""
-        if self.proposal == "prior" or current is None or distribution.support.is_discrete:
+        if self.proposal == "prior" or current is None or _is_discrete(distribution):
             return distribution.sample()
         try:
             spread = distribution.stddev
             spread = torch.where(torch.isfinite(spread), spread, torch.ones_like(spread))
         except NotImplementedError:
             spread = torch.ones_like(torch.as_tensor(current, dtype=torch.float64))
-        current = torch.as_tensor(current, dtype=spread.dtype)
-        return current + self.scale * spread * torch.randn_like(current)
+        start = torch.as_tensor(current, dtype=spread.dtype)
+        return start + self.scale * spread * torch.randn_like(start)
 
     def step(self, state: RMHState) -> RMHState:
         """One Metropolis-Hastings step."""
@@ -149,7 +157,7 @@ class RMHKernel:
         if not latents:  # nothing the engine controls: nothing to move
             return replace(state, num_steps=state.num_steps + 1)
         site = latents[int(torch.randint(len(latents), ()))]
-        values = {draw.address: draw.value for draw in latents}
+        values = {d.address: d.value for d in latents if d.value is not None}
         controller = _ProposalController(values, site.address, self)
         try:
             proposed = self.model.run(controller=controller, observe=self.observe)
@@ -175,24 +183,8 @@ class RMHKernel:
             if previous is None:
                 continue
             if draw.address == site.address:
-                if self.proposal == "random_walk" and not draw.distribution.support.is_discrete:
+                if self.proposal == "random_walk" and not _is_discrete(draw.distribution):
                     log_ratio += draw.log_prob - previous.log_prob
                 continue
             log_ratio += draw.log_prob - previous.log_prob
         return -math.inf if math.isnan(log_ratio) else log_ratio
-
-
-def record_of(trace: Trace) -> dict[str, Any]:
-    """A compact record of a trace for a posterior: latent values and tags.
-
-    Keys are the draws' names, or their addresses where they have none (or
-    where the name repeats an earlier draw's), as :meth:`Empirical.keys` does
-    for traces.
-    """
-    record: dict[str, Any] = {}
-    for draw in trace.draws:
-        if draw.is_latent:
-            key = draw.name if draw.name is not None and draw.name not in record else draw.address
-            record[key] = draw.value
-    record.update(trace.tags)
-    return record

@@ -15,7 +15,14 @@ Engine side::
 
 from __future__ import annotations
 
-from ppx.controllers import Controller, PriorController, ReplayController
+import importlib
+from types import ModuleType
+
+from ppx.engine.controllers import Controller, PriorController, ReplayController
+from ppx.engine.local import LocalModel
+from ppx.engine.model import Model
+from ppx.engine.model_spec import ModelSpec
+from ppx.engine.remote import RemoteModel
 from ppx.errors import (
     HandshakeError,
     InvalidDistribution,
@@ -27,11 +34,8 @@ from ppx.errors import (
     SimulatorTimeout,
     UnsupportedDistribution,
 )
-from ppx.model import LocalModel, Model
-from ppx.primitives import observe, sample, sampler, scope, tag
-from ppx.remote import RemoteModel
-from ppx.server import serve
-from ppx.spec import ModelSpec
+from ppx.simulator.primitives import observe, sample, sampler, scope, tag
+from ppx.simulator.server import serve
 from ppx.trace import Draw, Trace
 
 __version__ = "0.1.0"
@@ -55,7 +59,6 @@ __all__ = [
     "SimulatorTimeout",
     "Trace",
     "UnsupportedDistribution",
-    "inference",
     "observe",
     "sample",
     "sampler",
@@ -65,9 +68,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> ModuleType:
     if name == "inference":  # imported lazily: engines pull in more dependencies
-        import importlib
-
         return importlib.import_module("ppx.inference")
     raise AttributeError(f"module 'ppx' has no attribute {name!r}")

@@ -28,6 +28,8 @@ from types import FrameType
 
 import torch
 
+from ppx.protocol import distribution_kind
+
 __all__ = ["address_stem", "call_site", "distribution_suffix", "full_address", "split_address"]
 
 _SITE_CACHE: dict[tuple[object, int], str] = {}
@@ -73,8 +75,6 @@ def distribution_suffix(distribution: torch.distributions.Distribution | None) -
     kind = type(distribution)
     suffix = _SUFFIX_CACHE.get(kind)
     if suffix is None:
-        from ppx.protocol.codec import distribution_kind
-
         try:
             suffix = distribution_kind(distribution)
         except TypeError:  # not carried by the codec: fine in-process

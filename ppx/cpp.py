@@ -31,8 +31,16 @@ __all__ = [
     "missing_toolchain",
 ]
 
+
 # simulators/cpp in a checkout, ppx/simulators/cpp when installed (found without importing).
-SOURCE = Path(importlib.util.find_spec("ppx.simulators").submodule_search_locations[0]) / "cpp"
+def _source() -> Path:
+    spec = importlib.util.find_spec("ppx.simulators")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("cannot locate the ppx.simulators package (and its cpp/ sources)")
+    return Path(spec.submodule_search_locations[0]) / "cpp"
+
+
+SOURCE = _source()
 #: The programs the build makes; all but ``pingpong`` are PPX simulators.
 SIMULATORS = ("gaussian", "branching", "faulty", "roundtrip", "pingpong")
 

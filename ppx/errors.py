@@ -1,6 +1,20 @@
-"""Exceptions of PPX: one family, each naming the simulator and address involved."""
+"""Exceptions of PPX: one family, each naming the simulator and address involved.
+
+The wire layer's errors (:mod:`ppx.protocol.errors`) are the base of the family
+and are re-exported here, so ``ppx.errors`` is the one place to catch from.
+"""
 
 from __future__ import annotations
+
+import traceback
+
+from ppx.protocol.errors import (
+    HandshakeError,
+    InvalidDistribution,
+    PPXError,
+    ProtocolError,
+    UnsupportedDistribution,
+)
 
 __all__ = [
     "HandshakeError",
@@ -12,33 +26,9 @@ __all__ = [
     "SimulatorError",
     "SimulatorTimeout",
     "UnsupportedDistribution",
+    "describe_exception",
+    "raising_site",
 ]
-
-
-class PPXError(Exception):
-    """Base class of every error PPX raises.
-
-    Errors raised while a trace is being recorded carry that partial trace in
-    ``trace`` (``None`` otherwise), so nothing already recorded is lost.
-    """
-
-    trace = None
-
-
-class ProtocolError(PPXError):
-    """A message could not be decoded, or arrived out of order."""
-
-
-class HandshakeError(PPXError):
-    """The peers are incompatible: reported at the handshake, never mid-run."""
-
-
-class UnsupportedDistribution(PPXError, TypeError):
-    """A distribution type that the PPX codec (or the connected peer) cannot carry."""
-
-
-class InvalidDistribution(PPXError, ValueError):
-    """Distribution parameters are invalid (NaN, negative scale, probs not summing to 1)."""
 
 
 class SimulatorError(PPXError):
@@ -73,3 +63,33 @@ class SimulatorCrashed(PPXError):
 
 class SimulatorTimeout(PPXError):
     """The simulator did not answer within the configured timeout."""
+
+
+# Frames of these packages are skipped when naming the simulator line that raised.
+_NOT_SIMULATOR = ("torch", "pyro", "ppx.effects", "ppx.simulator", "ppx.engine")
+
+
+def raising_site(error: BaseException) -> str:
+    """``file:line in function`` of the innermost simulator frame that raised.
+
+    Frames inside torch, Pyro and PPX's runtime are skipped, so an invalid
+    ``Normal(0, -1)`` points at the simulator line that built it.
+    """
+    site = ""
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        module = str(frame.f_globals.get("__name__", ""))
+        if any(module == skip or module.startswith(skip + ".") for skip in _NOT_SIMULATOR):
+            continue
+        site = f"{frame.f_code.co_filename}:{line} in {frame.f_code.co_name}"
+    return site
+
+
+def describe_exception(error: BaseException, last_address: str) -> str:
+    """A one-paragraph description of a simulator's exception for the engine's message."""
+    where = raising_site(error)
+    text = f"{type(error).__name__}: {error}"
+    if where:
+        text += f" (raised at {where})"
+    if last_address:
+        text += f"; last draw recorded at address {last_address!r}"
+    return text

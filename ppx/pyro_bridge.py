@@ -15,22 +15,26 @@ any importance weight.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import cast
 
 import pyro
 import pyro.distributions
 import torch
+from numpy.typing import ArrayLike
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.runtime import Message
+from torch import Tensor
 
-from ppx.controllers import Controller
-from ppx.model import Model
-from ppx.primitives import observe as ppx_observe
-from ppx.primitives import sample as ppx_sample
-from ppx.protocol.codec import distribution_arguments, distribution_kind
-from ppx.recorder import Recorder
-from ppx.server import serve
+from ppx.engine.controllers import Controller
+from ppx.engine.model import Model
+from ppx.engine.recorder import Recorder
+from ppx.protocol import distribution_arguments, distribution_kind
+from ppx.simulator.primitives import observe as ppx_observe
+from ppx.simulator.primitives import sample as ppx_sample
+from ppx.simulator.server import serve
 
 __all__ = ["PPXMessenger", "PyroRecorder", "as_pyro_distribution", "as_pyro_model", "serve_pyro"]
 
@@ -62,7 +66,7 @@ class PyroRecorder(Recorder):
     """A recorder that mirrors each draw as a Pyro sample site."""
 
     def __init__(
-        self, controller: Controller | None = None, observe: Mapping[str, Any] | None = None
+        self, controller: Controller | None = None, observe: Mapping[str, ArrayLike] | None = None
     ) -> None:
         super().__init__(None, observe)
         self.controller = _PyroController(self)
@@ -74,7 +78,13 @@ class PyroRecorder(Recorder):
         self._sites.add(site)
         return site
 
-    def observe(self, base, name, distribution, value) -> None:  # noqa: ANN001 - as in Recorder
+    def observe(
+        self,
+        base: str,
+        name: str | None,
+        distribution: torch.distributions.Distribution | None,
+        value: ArrayLike | None,
+    ) -> None:
         super().observe(base, name, distribution, value)
         draw = self.trace.draws[-1]
         if draw.observed and distribution is not None:
@@ -82,7 +92,7 @@ class PyroRecorder(Recorder):
             pyro.sample(site, as_pyro_distribution(distribution), obs=draw.value)
 
 
-def as_pyro_model(model: Model) -> Callable[..., Any]:
+def as_pyro_model(model: Model) -> Callable[..., Tensor | None]:
     """A Pyro model that runs ``model`` once per call.
 
     Arguments:
@@ -97,7 +107,7 @@ def as_pyro_model(model: Model) -> Callable[..., Any]:
         ...     observe={"obs0": 8.0, "obs1": 9.0})
     """
 
-    def pyro_model(observe: Mapping[str, Any] | None = None) -> Any:
+    def pyro_model(observe: Mapping[str, ArrayLike] | None = None) -> Tensor | None:
         return model.record(PyroRecorder(observe=observe)).result
 
     pyro_model.__name__ = f"pyro_{model.name}"
@@ -107,24 +117,32 @@ def as_pyro_model(model: Model) -> Callable[..., Any]:
 class PPXMessenger(Messenger):
     """Routes a Pyro model's sample sites to ``ppx.sample`` / ``ppx.observe``."""
 
-    def _pyro_sample(self, msg: dict[str, Any]) -> None:
-        if msg["is_observed"]:
-            ppx_observe(msg["fn"], msg["value"], name=msg["name"])
+    def _pyro_sample(self, msg: Message) -> None:
+        distribution = cast(torch.distributions.Distribution, msg.get("fn"))
+        name = msg.get("name")
+        if msg.get("is_observed"):
+            ppx_observe(distribution, msg.get("value"), name=name)
         else:
-            msg["value"] = ppx_sample(msg["fn"], name=msg["name"])
+            msg["value"] = ppx_sample(distribution, name=name)
 
 
 def serve_pyro(
-    pyro_model: Callable[[], Any], address: str, *, model_name: str | None = None, **kwargs: Any
+    pyro_model: Callable[[], object],
+    address: str,
+    *,
+    model_name: str | None = None,
+    allow_remote: bool = False,
+    stop: threading.Event | None = None,
 ) -> None:
     """Serve a Pyro model (no arguments) as a PPX simulator at ``address``.
 
     Its distributions must be ones PPX carries (plain ``dist.Normal`` etc., not
-    ``.to_event``/``.expand`` wrappers). ``kwargs`` go to :func:`ppx.serve`.
+    ``.to_event``/``.expand`` wrappers). The keyword arguments are :func:`ppx.serve`'s.
     """
 
-    def simulator() -> Any:
+    def simulator() -> object:
         with PPXMessenger():
             return pyro_model()
 
-    serve(simulator, address, model_name=model_name or pyro_model.__name__, **kwargs)
+    name = model_name or getattr(pyro_model, "__name__", "pyro_model")
+    serve(simulator, address, model_name=name, allow_remote=allow_remote, stop=stop)

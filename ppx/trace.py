@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ppx.addressing import full_address
+from ppx.sites import as_value
 
-__all__ = ["Draw", "LazyDraws", "Trace", "as_value"]
-
-
-def as_value(array: Any, distribution: torch.distributions.Distribution) -> torch.Tensor:
-    """A value from the wire as the tensor ``distribution.sample()`` would give."""
-    value = torch.from_numpy(np.asarray(array, dtype=np.float64))
-    shape = distribution.batch_shape + distribution.event_shape
-    if value.shape != shape and value.numel() == shape.numel():
-        value = value.reshape(shape)  # pyprob sends a scalar as shape [1]
-    if isinstance(distribution, torch.distributions.Categorical):
-        return value.long()
-    return value
+__all__ = ["Draw", "LazyDraws", "Trace"]
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Draw:
     """One random draw (sample or observe) of a run.
 
@@ -43,38 +36,15 @@ class Draw:
             (an observe without data is neither latent nor observed).
     """
 
-    __slots__ = (
-        "_log_prob",
-        "address",
-        "base",
-        "controlled",
-        "distribution",
-        "name",
-        "observed",
-        "statement",
-        "value",
-    )
-
-    def __init__(
-        self,
-        address: str,
-        base: str,
-        name: str | None,
-        distribution: torch.distributions.Distribution | None,
-        value: Any,
-        controlled: bool,
-        observed: bool,
-        statement: str = "sample",
-    ) -> None:
-        self.address = address
-        self.base = base
-        self.name = name
-        self.distribution = distribution
-        self.value = value
-        self.controlled = controlled
-        self.observed = observed
-        self.statement = statement
-        self._log_prob: float | None = None
+    address: str
+    base: str
+    name: str | None
+    distribution: torch.distributions.Distribution | None
+    value: Tensor | None
+    controlled: bool
+    observed: bool
+    statement: str = "sample"
+    _log_prob: float | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_latent(self) -> bool:
@@ -98,18 +68,20 @@ class Draw:
         return f"Draw({what}, name={self.name!r}, value={self.value!r})"
 
 
-def _log_prob(distribution: torch.distributions.Distribution | None, value: Any) -> float:
+def _log_prob(distribution: torch.distributions.Distribution | None, value: Tensor | None) -> float:
     if value is None or distribution is None:
         return 0.0
     value = torch.as_tensor(value)
     try:
         return float(distribution.log_prob(value).sum())
     except ValueError:  # argument validation: the value lies outside the support
-        if bool(distribution.support.check(value).all()):
+        support = distribution.support
+        if support is None or bool(support.check(value).all()):
             raise
         return -math.inf
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class LazyDraws:
     """Consecutive uncontrolled draws at one base address, kept as one array.
 
@@ -118,23 +90,12 @@ class LazyDraws:
     them, and their summed log-probability is one vectorised call.
     """
 
-    __slots__ = ("base", "distribution", "first_instance", "name", "stem", "values")
-
-    def __init__(
-        self,
-        base: str,
-        name: str | None,
-        distribution: torch.distributions.Distribution,
-        values: np.ndarray,
-        stem: str,
-        first_instance: int,
-    ) -> None:
-        self.base = base
-        self.name = name
-        self.distribution = distribution
-        self.values = values
-        self.stem = stem
-        self.first_instance = first_instance
+    base: str
+    name: str | None
+    distribution: torch.distributions.Distribution
+    values: np.ndarray
+    stem: str
+    first_instance: int
 
     def __len__(self) -> int:
         return len(self.values)

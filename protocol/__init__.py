@@ -1,1 +1,61 @@
-"""The PPX wire protocol: schema, message objects, codec and ZeroMQ transport."""
+"""The PPX wire protocol: schema, message objects, codec and ZeroMQ transport.
+
+This layer stands alone: it imports nothing else of PPX. The rest of PPX uses
+it through the names exported here.
+"""
+
+from __future__ import annotations
+
+from . import messages
+from .capabilities import (
+    BATCHED_DRAWS,
+    CAPABILITIES,
+    ERROR_REPORT,
+    MULTIVARIATE_NORMAL,
+    PROTOCOL_VERSION,
+    compatible,
+    negotiate,
+)
+from .codec import build, decode, encode
+from .distributions import (
+    DISTRIBUTION_KINDS,
+    RawDistribution,
+    distribution_arguments,
+    distribution_kind,
+    distribution_parameters,
+)
+from .errors import (
+    HandshakeError,
+    InvalidDistribution,
+    PPXError,
+    ProtocolError,
+    UnsupportedDistribution,
+)
+from .transport import Replier, Requester, check_bind_address
+
+__all__ = [
+    "BATCHED_DRAWS",
+    "CAPABILITIES",
+    "DISTRIBUTION_KINDS",
+    "ERROR_REPORT",
+    "MULTIVARIATE_NORMAL",
+    "PROTOCOL_VERSION",
+    "HandshakeError",
+    "InvalidDistribution",
+    "PPXError",
+    "ProtocolError",
+    "RawDistribution",
+    "Replier",
+    "Requester",
+    "UnsupportedDistribution",
+    "build",
+    "check_bind_address",
+    "compatible",
+    "decode",
+    "distribution_arguments",
+    "distribution_kind",
+    "distribution_parameters",
+    "encode",
+    "messages",
+    "negotiate",
+]

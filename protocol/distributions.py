@@ -1,21 +1,24 @@
-"""The distributions PPX carries, bound to their torch classes and generated tables.
+"""The distributions PPX carries: their table, and how each is written and read.
 
-The table :data:`_DISTRIBUTIONS` is the one place that maps a kind to its
-torch class, its generated FlatBuffers module and its fields; the encoder and
-the decoder both work from the :class:`DistCodec` rows derived from it. Field
-ids are read off the generated code (:func:`field_ids`), so that ppx.fbs stays
-the one source of truth.
+:data:`_DISTRIBUTIONS` is the one place that maps a kind to its torch class,
+its generated FlatBuffers module and its fields; :func:`write_distribution`
+and :func:`read_distribution` both work from the :class:`DistCodec` rows
+derived from it. Field ids are read off the generated code, so that ppx.fbs
+stays the one source of truth.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from types import ModuleType
+from typing import NamedTuple
 
-import flatbuffers
+import numpy as np
+import torch
+from flatbuffers import Builder
+from numpy.typing import ArrayLike
 from torch import distributions as D
-
-from ppx.errors import UnsupportedDistribution
+from torch.distributions import constraints
 
 from ._generated.ppx import (
     Bernoulli,
@@ -32,19 +35,22 @@ from ._generated.ppx import (
     Weibull,
 )
 from ._generated.ppx.Distribution import Distribution as DistType
+from .errors import InvalidDistribution, ProtocolError, UnsupportedDistribution
+from .reader import Fields, byte, ref, table, tensor
+from .tables import TableSpec
+from .writer import write_tensor
 
 __all__ = [
-    "CODEC_BY_UNION",
     "DISTRIBUTION_KINDS",
     "DistCodec",
     "DistField",
     "RawDistribution",
-    "camel_case",
     "codec_of",
     "distribution_arguments",
     "distribution_kind",
     "distribution_parameters",
-    "field_ids",
+    "read_distribution",
+    "write_distribution",
 ]
 
 # ---------------------------------------------------------------------------
@@ -52,7 +58,7 @@ __all__ = [
 # [(fbs field, torch attribute = constructor keyword)]). The kind is also the
 # name of the Distribution union member and of the generated table.
 # ---------------------------------------------------------------------------
-_DISTRIBUTIONS: dict[str, tuple[type, Any, tuple[tuple[str, str], ...]]] = {
+_DISTRIBUTIONS: dict[str, tuple[type[D.Distribution], ModuleType, tuple[tuple[str, str], ...]]] = {
     "Normal": (D.Normal, Normal, (("mean", "loc"), ("stddev", "scale"))),
     "Uniform": (D.Uniform, Uniform, (("low", "low"), ("high", "high"))),
     "Categorical": (D.Categorical, Categorical, (("probs", "probs"),)),
@@ -79,39 +85,8 @@ DISTRIBUTION_KINDS: tuple[str, ...] = tuple(_DISTRIBUTIONS)
 """The distribution kinds PPX carries, in Distribution-union order."""
 
 # Parameters that torch normalises before validating them, so that its check
-# cannot fail: the decoder checks them against the simplex itself.
+# cannot fail: the reader checks them against the simplex itself.
 _SIMPLEX_PARAMS = {"Categorical": ("probs",)}
-
-
-class _SlotProbe:
-    """Stands in for a Builder to learn which field id a generated ``AddX`` writes."""
-
-    __slots__ = ("field_id",)
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        def record(field_id: int, *args: Any) -> None:
-            self.field_id = field_id
-
-        return record
-
-
-def camel_case(field: str) -> str:
-    """``total_count`` -> ``TotalCount``, as flatc names its functions."""
-    return "".join(part[:1].upper() + part[1:] for part in field.split("_"))
-
-
-def field_ids(module: Any, *fields: str) -> tuple[int, ...]:
-    """The field ids of ``fields`` in a generated table, read off its ``AddX`` functions.
-
-    The decoder reads tables directly and takes every field id from the
-    generated code, so that ppx.fbs stays the one source of truth.
-    """
-    ids = []
-    for field in fields:
-        probe = _SlotProbe()
-        getattr(module, "Add" + camel_case(field))(probe, 0)
-        ids.append(probe.field_id)
-    return tuple(ids)
 
 
 class DistField(NamedTuple):
@@ -119,7 +94,6 @@ class DistField(NamedTuple):
 
     fbs: str  # field name in ppx.fbs
     attr: str  # torch attribute and constructor keyword
-    add: Callable[[flatbuffers.Builder, int], None]  # generated AddX
     id: int  # field id in the table
 
 
@@ -127,46 +101,55 @@ class DistCodec(NamedTuple):
     """One row of the distribution table, bound to the generated code."""
 
     kind: str
-    torch_type: type
+    torch_type: type[D.Distribution]
+    construct: Callable[..., D.Distribution]  # torch_type: its keywords differ by kind
     union_type: int
-    start: Callable[[flatbuffers.Builder], None]
-    end: Callable[[flatbuffers.Builder], int]
+    table: TableSpec  # the parameters' fields
     fields: tuple[DistField, ...]
     simplex: tuple[str, ...]  # see _SIMPLEX_PARAMS
 
 
-def _make_codec(kind: str, torch_type: type, module: Any, pairs: tuple) -> DistCodec:
+def _make_codec(
+    kind: str,
+    torch_type: type[D.Distribution],
+    module: ModuleType,
+    pairs: tuple[tuple[str, str], ...],
+) -> DistCodec:
     """Bind one row of the distribution table to the generated code."""
+    spec = TableSpec(module, *(fbs for fbs, _ in pairs))
     fields = tuple(
-        DistField(fbs, attr, getattr(module, "Add" + camel_case(fbs)), field_ids(module, fbs)[0])
-        for fbs, attr in pairs
+        DistField(fbs, attr, field_id)
+        for (fbs, attr), field_id in zip(pairs, spec.ids, strict=True)
     )
-    union_type = getattr(DistType, kind)
     simplex = _SIMPLEX_PARAMS.get(kind, ())
-    return DistCodec(kind, torch_type, union_type, module.Start, module.End, fields, simplex)
+    union_type = getattr(DistType, kind)
+    return DistCodec(kind, torch_type, torch_type, union_type, spec, fields, simplex)
 
 
 _CODECS = tuple(_make_codec(kind, *row) for kind, row in _DISTRIBUTIONS.items())
 _CODEC_BY_TORCH_TYPE = {codec.torch_type: codec for codec in _CODECS}
+_CODEC_BY_UNION = {codec.union_type: codec for codec in _CODECS}
 _CODEC_CACHE: dict[type, DistCodec | None] = {}
 
-CODEC_BY_UNION: dict[int, DistCodec] = {codec.union_type: codec for codec in _CODECS}
-"""The codec of each Distribution union type (the decoder's lookup)."""
+
+class RawDistribution(NamedTuple):
+    """A stand-in for a distribution when encoding: its type and explicit parameters.
+
+    Lets a message be written with parameters that no torch constructor would
+    accept unchanged (the sentinels of :mod:`ppx.protocol.templates`).
+    """
+
+    torch_type: type[D.Distribution]
+    parameters: tuple[ArrayLike, ...]
 
 
-def codec_of(dist: object) -> DistCodec:
+def codec_of(dist: D.Distribution | RawDistribution) -> DistCodec:
     """The codec of ``dist``'s type: the first torch class in its MRO we know.
 
     Raises:
         UnsupportedDistribution: PPX cannot carry this distribution type.
     """
-    if isinstance(dist, RawDistribution):
-        return _codec_of_type(dist.torch_type)
-    return _codec_of_type(type(dist))
-
-
-def _codec_of_type(cls: type) -> DistCodec:
-    """The codec of a distribution class."""
+    cls = dist.torch_type if isinstance(dist, RawDistribution) else type(dist)
     try:
         codec = _CODEC_CACHE[cls]
     except KeyError:
@@ -185,7 +168,7 @@ def _codec_of_type(cls: type) -> DistCodec:
 def distribution_kind(dist: D.Distribution) -> str:
     """The PPX kind of a torch (or Pyro) distribution.
 
-    Args:
+    Arguments:
         dist: a ``torch.distributions.Distribution`` instance.
 
     Returns:
@@ -197,22 +180,100 @@ def distribution_kind(dist: D.Distribution) -> str:
     return codec_of(dist).kind
 
 
-class RawDistribution(NamedTuple):
-    """A stand-in for a distribution when encoding: its type and explicit parameters.
+def distribution_parameters(dist: D.Distribution) -> tuple[torch.Tensor, ...]:
+    """The parameters PPX sends for ``dist``, in the order of its table's fields.
 
-    Lets :mod:`ppx.protocol.templates` encode parameters that no torch
-    constructor would accept unchanged (its sentinels).
+    Raises:
+        UnsupportedDistribution: PPX cannot carry this distribution type.
     """
-
-    torch_type: type
-    parameters: tuple[Any, ...]
-
-
-def distribution_parameters(dist: D.Distribution) -> tuple[Any, ...]:
-    """The parameters PPX sends for ``dist``, in the order of its table's fields."""
     return tuple(getattr(dist, field.attr) for field in codec_of(dist).fields)
 
 
-def distribution_arguments(dist: D.Distribution) -> dict[str, Any]:
-    """The constructor keywords that rebuild ``dist`` from what PPX sends."""
+def distribution_arguments(dist: D.Distribution) -> dict[str, torch.Tensor]:
+    """The constructor keywords that rebuild ``dist`` from what PPX sends.
+
+    Raises:
+        UnsupportedDistribution: PPX cannot carry this distribution type.
+    """
     return {field.attr: getattr(dist, field.attr) for field in codec_of(dist).fields}
+
+
+def write_distribution(
+    b: Builder, dist: D.Distribution | RawDistribution | None
+) -> tuple[int, int]:
+    """Write ``dist``'s table.
+
+    Returns:
+        The Distribution union type and the table's offset; ``(NONE, 0)`` for ``None``.
+
+    Raises:
+        UnsupportedDistribution: PPX cannot carry this distribution type.
+    """
+    if dist is None:
+        return DistType.NONE, 0
+    codec = codec_of(dist)
+    if isinstance(dist, RawDistribution):
+        params = dist.parameters
+    else:
+        params = [getattr(dist, field.attr) for field in codec.fields]
+    tensors = [write_tensor(b, param) for param in params]
+    return codec.union_type, codec.table.write(b, *tensors)
+
+
+def _format_params(params: dict[str, torch.Tensor]) -> str:
+    def fmt(a: np.ndarray) -> str:
+        return repr(a.item()) if a.size == 1 else np.array2string(a, threshold=8, separator=", ")
+
+    return ", ".join(f"{name}={fmt(value.numpy())}" for name, value in params.items())
+
+
+def _construct(codec: DistCodec, kwargs: dict[str, torch.Tensor], address: str) -> D.Distribution:
+    """The torch distribution of ``codec``'s kind, with its arguments validated."""
+    try:
+        for name in codec.simplex:
+            if not constraints.simplex.check(kwargs[name]).all():
+                raise ValueError(f"{name} must be non-negative and sum to 1")
+        return codec.construct(**kwargs, validate_args=True)
+    except Exception as exc:  # torch rejects the parameters: ValueError mostly
+        raise InvalidDistribution(
+            f"invalid {codec.kind} parameters at address {address!r} "
+            f"({_format_params(kwargs)}): {exc}"
+        ) from exc
+
+
+def read_distribution(
+    buf: bytes, pos: int, fields: Fields, type_id: int, dist_id: int, what: str, address: str
+) -> D.Distribution | None:
+    """The distribution of a Sample, Observe or DrawBlock table.
+
+    Arguments:
+        buf, pos, fields: the table holding the distribution (see :mod:`ppx.protocol.reader`).
+        type_id, dist_id: the field ids of its ``distribution_type`` and ``distribution``.
+        what: the table's name, for error messages.
+        address: the draw's address, for error messages.
+
+    Returns:
+        The torch distribution, built with ``validate_args=True``; None for NONE.
+
+    Raises:
+        ProtocolError: an unknown kind, or a missing table or parameter.
+        InvalidDistribution: torch rejects the parameters.
+    """
+    dist_type = byte(buf, pos, fields, type_id, DistType.NONE)
+    if dist_type == DistType.NONE:
+        return None
+    where = f"{what} at address {address!r}"
+    codec = _CODEC_BY_UNION.get(dist_type)
+    if codec is None:
+        raise ProtocolError(f"unknown Distribution union type {dist_type} in {where}")
+    at = ref(buf, pos, fields, dist_id)
+    if not at:
+        raise ProtocolError(f"{where} has no {codec.kind} table")
+    dist_fields = table(buf, at)
+    kwargs = {}
+    for field in codec.fields:
+        value = tensor(buf, ref(buf, at, dist_fields, field.id))
+        if value is None:
+            raise ProtocolError(f"{codec.kind} in {where} has no {field.fbs!r} tensor")
+        kwargs[field.attr] = torch.from_numpy(value)
+    return _construct(codec, kwargs, address)

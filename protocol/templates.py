@@ -1,27 +1,26 @@
-"""Fast encoding of the per-draw messages by patching numbers into prepared buffers.
+"""Prepared buffers of the per-draw messages, into which new numbers are patched.
 
 Building a FlatBuffer in Python costs ~70 us per ``Sample`` (ENVIRONMENT.md),
 more than the ZeroMQ round trip itself. But the messages of a simulation
 repeat their *structure*: same address, name, distribution kind and tensor
-shapes, different numbers. The first message of each structure is built by
-:func:`ppx.protocol.codec.encode` with sentinel numbers whose byte patterns are
-then located in the buffer; later messages copy that template and write their
-float64 data over the sentinels. Since the FlatBuffers builder lays out equal
-structures identically, the bytes equal what the builder would produce.
+shapes, different numbers. The first message of each structure is written
+with sentinel numbers whose byte patterns are then located in the buffer;
+later messages copy that template and write their float64 data over the
+sentinels. Since the FlatBuffers builder lays out equal structures
+identically, the bytes equal what the builder would produce.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
 
 import numpy as np
-import torch
+from flatbuffers import Builder
 
-from ppx.protocol import messages as m
-from ppx.protocol.codec import RawDistribution, distribution_parameters
-from ppx.protocol.codec import encode as build
+from .messages.base import TemplatedBody
+from .writer import finish_message
 
-__all__ = ["encode"]
+__all__ = ["encode_from_template"]
 
 _CACHE_LIMIT = 8192
 _SENTINEL_BASE = 0x7FF4_C0DE_0000_0000  # NaN payloads, copied verbatim by the builder
@@ -37,6 +36,7 @@ class _Template:
         self.offsets = offsets
 
     def fill(self, arrays: list[np.ndarray]) -> bytes:
+        """The buffer with ``arrays`` written over the sentinels."""
         out = bytearray(self.buffer)
         for offset, array in zip(self.offsets, arrays, strict=True):
             if array.size:
@@ -44,101 +44,28 @@ class _Template:
         return bytes(out)
 
 
-_TEMPLATES: dict[tuple, _Template | None] = {}
-
-
-def _float64(value: Any) -> np.ndarray:
-    if value is None:
-        return np.empty(0)
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype="<f8")
+# layout key -> its template; None: known not to template cleanly
+_TEMPLATES: dict[Hashable, _Template | None] = {}
 
 
 def _sentinels(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Arrays of the shapes of ``arrays`` holding distinct NaN payloads."""
     marked, counter = [], 0
     for array in arrays:
-        codes = np.arange(counter, counter + array.size, dtype=np.uint64) + np.uint64(
-            _SENTINEL_BASE
-        )
+        codes = np.arange(counter, counter + array.size, dtype=np.uint64)
         counter += array.size
-        marked.append(codes.view("<f8").reshape(array.shape))
+        marked.append((codes + np.uint64(_SENTINEL_BASE)).view("<f8").reshape(array.shape))
     return marked
 
 
-def _rebuild(message: m.Message, arrays: list[np.ndarray]) -> m.Message:
-    """``message`` with its tensors replaced by ``arrays`` (same order as :func:`_split`)."""
-    kind = type(message)
-    if kind in (m.SampleResult, m.RunResult):
-        return kind(arrays[0])
-    if kind is m.Tag:
-        return m.Tag(message.address, arrays[0], message.name)
-    if kind is m.Sample:
-        dist = RawDistribution(type(message.distribution), tuple(arrays))
-        return m.Sample(message.address, dist, message.name, message.control)
-    dist = RawDistribution(type(message.distribution), tuple(arrays[:-1]))
-    return m.Observe(message.address, dist, arrays[-1], message.name)
-
-
-def _split(message: m.Message) -> tuple[tuple, list[np.ndarray]] | None:
-    """The structural key and the float64 tensors of a templatable message."""
-    kind = type(message)
-    if getattr(message, "draws", ()):
-        return None  # carries a bulk report: built directly
-    if kind is m.SampleResult or kind is m.RunResult:
-        arrays = [_float64(message.result)]
-        key: tuple = (kind,)
-    elif kind is m.Sample:
-        dist = message.distribution
-        if dist is None:
-            return None
-        arrays = [_float64(p) for p in distribution_parameters(dist)]
-        key = (kind, message.address, message.name, bool(message.control), type(dist))
-    elif kind is m.Observe:
-        dist = message.distribution
-        if dist is None:
-            return None
-        arrays = [_float64(p) for p in distribution_parameters(dist)]
-        arrays.append(_float64(message.value))
-        key = (kind, message.address, message.name, type(dist))
-    elif kind is m.Tag:
-        arrays = [_float64(message.value)]
-        key = (kind, message.address, message.name)
-    else:
-        return None
-    shapes = tuple(array.shape for array in arrays)
-    return key + shapes, arrays
-
-
-def encode(message: m.Message) -> bytes:
-    """Encode ``message``: same bytes as :func:`ppx.protocol.codec.encode`, much faster.
-
-    Sample, Observe, Tag, SampleResult and RunResult go through templates;
-    everything else (and anything unusual) is built directly.
-    """
-    split = _split(message)
-    if split is None:
-        return build(message)
-    key, arrays = split
-    template = _TEMPLATES.get(key)
-    if template is None:
-        if key in _TEMPLATES:
-            return build(message)  # known not to template cleanly
-        template = _make_template(message, arrays)
-        if len(_TEMPLATES) >= _CACHE_LIMIT:
-            _TEMPLATES.clear()
-        _TEMPLATES[key] = template
-        if template is None:
-            return build(message)
-    return template.fill(arrays)
-
-
-def _make_template(message: m.Message, arrays: list[np.ndarray]) -> _Template | None:
+def _make_template(message: TemplatedBody, arrays: list[np.ndarray]) -> _Template | None:
+    """Write ``message`` with sentinels and locate them; None if they are not all found once."""
     marked = _sentinels(arrays)
     try:
-        buffer = build(_rebuild(message, marked))
+        b = Builder(512)
+        buffer = finish_message(b, message.BODY, message.write_template(b, marked))
     except Exception:
-        return None
+        return None  # the caller builds the message directly and reports the error
     offsets = []
     for array in marked:
         if array.size == 0:
@@ -149,3 +76,31 @@ def _make_template(message: m.Message, arrays: list[np.ndarray]) -> _Template | 
             return None
         offsets.append(offset)
     return _Template(buffer, tuple(offsets))
+
+
+def encode_from_template(
+    message: TemplatedBody, layout: tuple[Hashable, ...], arrays: list[np.ndarray]
+) -> bytes | None:
+    """``message``'s bytes from the template of its layout, made on first use.
+
+    Arguments:
+        message: a message to encode.
+        layout: its :meth:`~TemplatedBody.layout`.
+        arrays: its :meth:`~TemplatedBody.tensors`.
+
+    Returns:
+        The same bytes as the builder writes, or None where the layout does
+        not template cleanly (the caller then builds the message directly).
+    """
+    key = (type(message), layout, tuple(array.shape for array in arrays))
+    template = _TEMPLATES.get(key)
+    if template is None:
+        if key in _TEMPLATES:
+            return None
+        template = _make_template(message, arrays)
+        if len(_TEMPLATES) >= _CACHE_LIMIT:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = template
+        if template is None:
+            return None
+    return template.fill(arrays)

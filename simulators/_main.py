@@ -1,19 +1,19 @@
-"""Shared command line for the runnable PPX simulators in :mod:`ppx.simulators`.
+"""Shared command line of the runnable simulators: ``python -m ppx.simulators.NAME``.
 
-Every simulator module ends with::
+Every simulator module (or package ``__main__``) ends with::
 
     if __name__ == "__main__":
-        main(_factory, model_name="gaussian", description=__doc__, add_arguments=_add_arguments)
+        main("gaussian")
 
 so that ``python -m ppx.simulators.NAME --address ADDRESS [model options]`` builds the
-simulator from the parsed options and serves it over ZeroMQ until killed.
+simulator through :mod:`ppx.simulators.registry` and serves it over ZeroMQ until killed.
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+
+from . import registry
 
 __all__ = ["default_address", "main"]
 
@@ -21,7 +21,7 @@ __all__ = ["default_address", "main"]
 def default_address(model_name: str) -> str:
     """Return the default ZeroMQ address a simulator binds to.
 
-    Args:
+    Arguments:
         model_name: Short name of the simulator, e.g. ``"gaussian"``.
 
     Returns:
@@ -30,42 +30,30 @@ def default_address(model_name: str) -> str:
     return f"ipc:///tmp/ppx-{model_name}"
 
 
-def main(
-    fn_factory: Callable[[argparse.Namespace], Callable[[], Any]],
-    *,
-    model_name: str,
-    description: str,
-    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-    argv: Sequence[str] | None = None,
-) -> None:
-    """Parse the command line, build the simulator and serve it (blocks).
+def main(name: str, argv: Sequence[str] | None = None) -> None:
+    """Parse the command line, build simulator ``name`` and serve it (blocks).
 
-    Args:
-        fn_factory: Builds the no-argument simulator callable from the parsed options.
-        model_name: Name announced to the engine in the handshake; also used for the
-            default address.
-        description: Help text of the command (usually the module docstring).
-        add_arguments: Adds the model-specific options to the parser.
+    Arguments:
+        name: The registered simulator name; announced to the engine in the handshake
+            and used for the default address.
         argv: Arguments to parse instead of ``sys.argv[1:]``.
     """
-    parser = argparse.ArgumentParser(
-        prog=f"python -m ppx.simulators.{model_name}",
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = registry.parser(name)
     parser.add_argument(
         "--address",
-        default=default_address(model_name),
+        default=default_address(name),
         help=(
             "ZeroMQ address to bind and serve on (default: %(default)s); "
             "tcp://127.0.0.1:PORT also works"
         ),
     )
-    if add_arguments is not None:
-        add_arguments(parser)
     args = parser.parse_args(argv)
-    fn = fn_factory(args)
+    address = vars(args).pop("address")  # the rest are the simulator's own options
+    try:
+        fn = registry.from_arguments(name, args)
+    except ValueError as error:
+        parser.error(str(error))
 
     import ppx  # lazily: building the parser must not need the runtime
 
-    ppx.serve(fn, args.address, model_name=model_name)
+    ppx.serve(fn, address, model_name=name)

@@ -68,7 +68,7 @@ DEFAULT_OBSERVATION: float = 6.0
 def fibonacci(n: int) -> int:
     """Return pyprob's Fibonacci number: 1 for ``n < 3``, then 2, 3, 5, 8, ...
 
-    Args:
+    Arguments:
         n: Non-negative index.
 
     Returns:
@@ -87,7 +87,7 @@ def make_model(
 ) -> Callable[[], torch.Tensor]:
     """Build the simulator.
 
-    Args:
+    Arguments:
         rate: Rate of the Poisson prior on ``r``.
         latent_std: Standard deviation of the extra latents ``u`` and ``z_k``.
         obs_std: Standard deviation of the observation around its mean.
@@ -130,7 +130,7 @@ def marginal_likelihood_params(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the mean and std of the normal ``p(obs | r)`` for ``r = 0 .. max_r``.
 
-    Args:
+    Arguments:
         max_r: Largest ``r`` enumerated.
         latent_std: Standard deviation of the extra latents.
         obs_std: Standard deviation of the observation.
@@ -169,7 +169,7 @@ def exact_posterior(
 ) -> np.ndarray:
     """Return the exact posterior ``p(r | obs)`` by enumeration over ``r``.
 
-    Args:
+    Arguments:
         observation: The observed value of ``obs``.
         max_r: Largest ``r`` enumerated; the prior mass beyond it is neglected.
         rate: Rate of the Poisson prior on ``r``.
@@ -184,7 +184,7 @@ def exact_posterior(
 
 
 def log_evidence(
-    observation: float = DEFAULT_OBSERVATION,
+    observation: float,
     max_r: int = 40,
     rate: float = RATE,
     latent_std: float = LATENT_STD,
@@ -192,7 +192,7 @@ def log_evidence(
 ) -> float:
     """Return the log marginal likelihood ``log p(obs)`` (truncated at ``max_r``).
 
-    Args:
+    Arguments:
         observation: The observed value of ``obs``.
         max_r: Largest ``r`` enumerated.
         rate: Rate of the Poisson prior on ``r``.
@@ -202,20 +202,21 @@ def log_evidence(
     Returns:
         The natural log of the evidence.
     """
-    return float(logsumexp(_log_joint(float(observation), int(max_r), rate, latent_std, obs_std)))
+    log_joint = _log_joint(float(observation), int(max_r), rate, latent_std, obs_std)
+    return float(np.asarray(logsumexp(log_joint)))
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``python -m ppx.simulators.branching``.
+
+    They are named as :func:`make_model`'s parameters, which the registry builds with.
+    """
     parser.add_argument("--rate", type=float, default=RATE, help="default: %(default)s")
     parser.add_argument("--latent-std", type=float, default=LATENT_STD, help="default: %(default)s")
     parser.add_argument("--obs-std", type=float, default=OBS_STD, help="default: %(default)s")
 
 
-def _factory(args: argparse.Namespace) -> Callable[[], torch.Tensor]:
-    return make_model(rate=args.rate, latent_std=args.latent_std, obs_std=args.obs_std)
-
-
 if __name__ == "__main__":
-    from ppx.simulators._main import main
+    from ._main import main
 
-    main(_factory, model_name="branching", description=__doc__, add_arguments=_add_arguments)
+    main("branching")

@@ -63,7 +63,7 @@ def make_model(
 ) -> Callable[[], torch.Tensor]:
     """Build the simulator.
 
-    Args:
+    Arguments:
         prior_mean: Mean of the normal prior on ``mu``.
         prior_std: Standard deviation of the normal prior on ``mu``.
         likelihood_std: Standard deviation of each observation around ``mu``.
@@ -106,7 +106,7 @@ def exact_posterior(
 ) -> tuple[float, float]:
     """Return the exact posterior mean and standard deviation of ``mu``.
 
-    Args:
+    Arguments:
         observations: The observed values ``obs0 .. obs{n-1}`` (any number, also none).
         prior_mean: Mean of the normal prior on ``mu``.
         prior_std: Standard deviation of the normal prior on ``mu``.
@@ -132,7 +132,7 @@ def log_evidence(
 ) -> float:
     """Return the exact log marginal likelihood ``log p(obs0, ..., obs{n-1})``.
 
-    Args:
+    Arguments:
         observations: The observed values.
         prior_mean: Mean of the normal prior on ``mu``.
         prior_std: Standard deviation of the normal prior on ``mu``.
@@ -161,7 +161,7 @@ def prior_marginals(
 ) -> dict[str, tuple[float, float]]:
     """Return the prior-predictive mean and standard deviation of every address.
 
-    Args:
+    Arguments:
         prior_mean: Mean of the normal prior on ``mu``.
         prior_std: Standard deviation of the normal prior on ``mu``.
         likelihood_std: Standard deviation of each observation around ``mu``.
@@ -178,7 +178,11 @@ def prior_marginals(
     return out
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``python -m ppx.simulators.gaussian``.
+
+    They are named as :func:`make_model`'s parameters, which the registry builds with.
+    """
     parser.add_argument("--num-observations", type=int, default=2, help="default: %(default)s")
     parser.add_argument("--prior-mean", type=float, default=PRIOR_MEAN, help="default: 1")
     parser.add_argument("--prior-std", type=float, default=PRIOR_STD, help="default: sqrt(5)")
@@ -187,16 +191,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _factory(args: argparse.Namespace) -> Callable[[], torch.Tensor]:
-    return make_model(
-        prior_mean=args.prior_mean,
-        prior_std=args.prior_std,
-        likelihood_std=args.likelihood_std,
-        num_observations=args.num_observations,
-    )
-
-
 if __name__ == "__main__":
-    from ppx.simulators._main import main
+    from ._main import main
 
-    main(_factory, model_name="gaussian", description=__doc__, add_arguments=_add_arguments)
+    main("gaussian")

@@ -100,7 +100,7 @@ def make_model(
 ) -> Callable[[], torch.Tensor]:
     """Build the simulator.
 
-    Args:
+    Arguments:
         initial_probs: Distribution of ``state0``, shape ``(K,)``; default uniform over 3.
         transition_matrix: Row-stochastic ``(K, K)`` matrix, row = previous state.
         emission_means: Mean of the Gaussian emission of each state, shape ``(K,)``.
@@ -174,7 +174,7 @@ def _forward_backward(
         log_alpha[t] = logsumexp(log_alpha[t - 1][:, None] + log_trans, axis=0) + log_emis[t]
     for t in range(n - 2, -1, -1):
         log_beta[t] = logsumexp(log_trans + (log_emis[t + 1] + log_beta[t + 1])[None, :], axis=1)
-    return log_alpha, log_beta, float(logsumexp(log_alpha[-1]))
+    return log_alpha, log_beta, float(np.asarray(logsumexp(log_alpha[-1])))
 
 
 def exact_posterior_marginals(
@@ -186,7 +186,7 @@ def exact_posterior_marginals(
 ) -> np.ndarray:
     """Return the exact posterior marginals of the states by forward-backward.
 
-    Args:
+    Arguments:
         observations: The observed values ``obs0 .. obs{T-1}``.
         initial_probs: Distribution of ``state0``; default uniform over 3 states.
         transition_matrix: Row-stochastic ``(K, K)`` matrix; default pyprob's.
@@ -204,7 +204,7 @@ def exact_posterior_marginals(
 
 
 def log_evidence(
-    observations: Sequence[float] | np.ndarray = DEFAULT_OBSERVATIONS,
+    observations: Sequence[float] | np.ndarray,
     initial_probs: _ArrayLike | None = None,
     transition_matrix: _ArrayLike | None = None,
     emission_means: _ArrayLike | None = None,
@@ -212,7 +212,7 @@ def log_evidence(
 ) -> float:
     """Return the exact log marginal likelihood ``log p(obs0 .. obs{T-1})``.
 
-    Args:
+    Arguments:
         observations: The observed values.
         initial_probs: Distribution of ``state0``.
         transition_matrix: Row-stochastic ``(K, K)`` matrix.
@@ -227,7 +227,11 @@ def log_evidence(
     )[2]
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``python -m ppx.simulators.hmm``.
+
+    They are named as :func:`make_model`'s parameters, which the registry builds with.
+    """
     parser.add_argument(
         "--length", type=int, default=len(DEFAULT_OBSERVATIONS), help="time steps T (default 16)"
     )
@@ -236,11 +240,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _factory(args: argparse.Namespace) -> Callable[[], torch.Tensor]:
-    return make_model(emission_std=args.emission_std, length=args.length)
-
-
 if __name__ == "__main__":
-    from ppx.simulators._main import main
+    from ._main import main
 
-    main(_factory, model_name="hmm", description=__doc__, add_arguments=_add_arguments)
+    main("hmm")

@@ -393,7 +393,7 @@ def replay(job: dict) -> dict:
             out["returned"] = list(server._handshake())
         else:
             out["returned"] = torch_view(server.forward())
-    except Exception as exc:  # noqa: BLE001 - what pyprob raises is the result
+    except Exception as exc:  # what pyprob raises is the result
         out["ok"] = False
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
@@ -423,7 +423,7 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         rc = main()
-    except Exception:  # noqa: BLE001
+    except Exception:  # any failure of pyprob is the answer
         traceback.print_exc(file=sys.stderr)
         rc = 2
     sys.stderr.flush()

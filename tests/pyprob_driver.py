@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         finally:
             model.close()
-    except Exception as exc:  # noqa: BLE001 - report every failure as JSON
+    except Exception as exc:  # report every failure as JSON
         traceback.print_exc(file=sys.stderr)
         timed_out = type(exc).__name__ == "Again" or "Resource temporarily unavailable" in str(exc)
         _emit(

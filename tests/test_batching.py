@@ -12,10 +12,10 @@ from torch.distributions import Categorical, Normal, Uniform
 
 import ppx
 from ppx.addressing import split_address
-from ppx.batching import replay_blocks
+from ppx.engine.blocks import replay_blocks
+from ppx.engine.remote import RemoteModel
+from ppx.protocol import decode, encode
 from ppx.protocol import messages as m
-from ppx.protocol.codec import decode, encode
-from ppx.remote import RemoteModel
 
 NOISE = 40  # uncontrolled draws per run
 
@@ -66,7 +66,7 @@ def test_messages_with_blocks_round_trip_through_the_codec():
 
 def test_malformed_blocks_are_protocol_errors_naming_the_address(monkeypatch):
     from ppx.errors import ProtocolError
-    from ppx.protocol import encoder
+    from ppx.protocol.messages import blocks as encoder
 
     empty = m.DrawBlock("flat", None, None, "flat", False)  # a sample without dist or values
     with pytest.raises(ProtocolError, match="DrawBlock at address 'flat' lacks"):

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -64,12 +63,12 @@ def test_prior_writes_hdf5(tmp_path):
     done = ppx_cli("prior", "--simulator", "gaussian", "-n", "500", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "500 traces" in done.stdout and f"wrote 500 traces to {out}" in done.stdout
-    with h5py.File(out, "r") as file:
-        values = file["draws/mu__Normal__1/value"][()]
-        assert values.shape[0] == 500
-        assert abs(values.mean() - 1.0) < 4 * math.sqrt(5 / 500)
-        assert file.attrs["num_traces"] == 500
-        assert file.attrs["model"] == "gaussian"
+    prior = ppx.inference.Empirical.load(out)  # one layout for prior runs and posteriors
+    values = prior.values("mu")
+    assert values.shape[0] == 500
+    assert abs(values.mean() - 1.0) < 4 * math.sqrt(5 / 500)
+    assert prior.metadata["num_traces"] == 500
+    assert prior.metadata["model"] == "gaussian"
 
 
 def test_prior_against_served_address(serve_in_thread, tmp_path):

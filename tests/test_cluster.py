@@ -1,4 +1,5 @@
-"""Dask clusters: the private local default, nanny restarts, joining, Slurm/PBS job scripts."""
+"""Dask clusters (the private local default, nanny restarts, joining, Slurm/PBS job scripts)
+and the chunk executor every engine runs on them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ppx.inference.cluster import (
     local_options,
     open_client,
 )
+from ppx.inference.executor import call, dask_client, progress_bar, run_chunks
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hpc" / "slurm_rmh.py"
 LOOPBACK = "tcp://127.0.0.1:"
@@ -269,3 +271,85 @@ def test_slurm_rmh_example_dry_run(tmp_path):
     assert "#SBATCH -p short" in done.stdout and "#SBATCH --cpus-per-task=2" in done.stdout
     assert "distributed.cli.dask_worker" in done.stdout
     assert not list(tmp_path.iterdir()), "a dry run writes nothing"
+
+
+# -- the chunk executor -----------------------------------------------------------------
+STARTED: list[int] = []
+
+
+def slow_square(index: int, delay: float) -> int:
+    """``index ** 2`` after ``delay`` seconds; raises for index 3 (a failing chunk)."""
+    STARTED.append(index)
+    time.sleep(delay)
+    if index == 3:
+        raise RuntimeError("chunk 3 failed")
+    return index**2
+
+
+def countdown(index: int, left: int) -> tuple[int, int]:
+    """One segment of a job of ``left`` segments: its index and what is left after it."""
+    return index, left - 1
+
+
+def follow_countdown(index: int, result: tuple[int, int]) -> tuple[object, ...] | None:
+    return (index, result[1]) if result[1] > 0 else None
+
+
+@pytest.fixture
+def thread_client() -> Iterator[Client]:
+    """A client of an in-process cluster: one worker, one thread (tasks run in order)."""
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.WARNING,
+    )
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def test_run_chunks_here_runs_in_order_and_follow_ups_first():
+    with progress_bar(12, "test", show=True) as bar:
+        results = list(
+            run_chunks(countdown, [(0, 3), (1, 3)], then=follow_countdown, bar=bar, size=len)
+        )
+        assert bar.n == 12
+    assert results == [(0, (0, 2)), (0, (0, 1)), (0, (0, 0)), (1, (1, 2)), (1, (1, 1)), (1, (1, 0))]
+    assert call(operator.add, 1, 2) == 3
+
+
+def test_run_chunks_on_dask_yield_in_completion_order_with_follow_ups(thread_client):
+    finished = list(run_chunks(countdown, [(0, 2), (1, 3)], client=thread_client,
+                               then=follow_countdown))  # fmt: skip
+    assert sorted(finished) == [(0, (0, 0)), (0, (0, 1)), (1, (1, 0)), (1, (1, 1)), (1, (1, 2))]
+    with open_client(n_workers=2) as client:
+        tasks = [(0, 2.0), (1, 0.0)]
+        assert [i for i, _ in run_chunks(slow_square, tasks, client=client)] == [1, 0]
+        assert call(operator.mul, 2, 3, client=client) == 6
+
+
+@pytest.mark.parametrize("stop", ["error", "break"])
+def test_run_chunks_on_dask_cancel_the_rest(thread_client, stop):
+    STARTED.clear()
+    tasks = [(index, 0.2) for index in range(10)]
+    chunks = run_chunks(slow_square, tasks, client=thread_client)
+    if stop == "error":
+        with pytest.raises(RuntimeError, match="chunk 3 failed"):
+            list(chunks)
+    else:
+        assert next(chunks) == (0, 0)
+        chunks.close()
+    time.sleep(1.0)
+    assert len(STARTED) < 7, STARTED  # the queued chunks were cancelled, not run
+    wait_until(lambda: not any(thread_client.processing().values()))
+
+
+def test_dask_client_opens_only_when_asked(thread_client):
+    with dask_client() as none:
+        assert none is None
+    with dask_client(thread_client, start=True) as given:
+        assert given is thread_client
+    with dask_client(start=True, n_workers=1) as opened:
+        assert opened is not None and len(opened.run(os.getpid)) == 1
+    assert opened.status == "closed" and thread_client.status == "running"

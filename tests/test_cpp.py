@@ -23,8 +23,8 @@ import zmq
 
 import ppx
 from ppx.cpp import build_cpp_simulators, cpp_simulator, missing_toolchain
+from ppx.protocol import decode, encode
 from ppx.protocol import messages as m
-from ppx.protocol.codec import decode, encode
 from ppx.simulators import branching, gaussian
 
 OBSERVE = {"obs0": 8.0, "obs1": 9.0}

@@ -12,8 +12,8 @@ from conftest import served, simulator_argv
 from torch.distributions import Normal
 
 import ppx
+from ppx.protocol import decode, encode
 from ppx.protocol import messages as m
-from ppx.protocol.codec import decode, encode
 from ppx.simulators import gaussian
 
 FLAKY_SIMULATOR = """
@@ -197,9 +197,9 @@ def test_incompatible_handshake_fails_with_both_versions(serve_in_thread):
 
 
 def test_engine_rejects_incompatible_simulator(ipc_address, monkeypatch):
-    import ppx.server
+    import ppx.simulator.server
 
-    monkeypatch.setattr(ppx.server, "PROTOCOL_VERSION", "9.0.0")
+    monkeypatch.setattr(ppx.simulator.server, "PROTOCOL_VERSION", "9.0.0")
     with served(gaussian.model, ipc_address):
         with pytest.raises(ppx.HandshakeError, match=r"1\.1\.0.*9\.0\.0"):
             ppx.RemoteModel(ipc_address)

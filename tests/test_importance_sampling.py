@@ -99,8 +99,8 @@ def test_is_on_hmm_matches_forward_backward():
 
 @pytest.mark.slow
 def test_is_in_chunks_on_dask_workers_that_own_their_simulators():
+    from ppx.engine.model_spec import ModelSpec
     from ppx.inference.cluster import open_client
-    from ppx.spec import ModelSpec
 
     spec = ModelSpec("spawn", simulator_argv("gaussian"))
     with open_client(n_workers=2) as client:

@@ -14,11 +14,11 @@ import pytest
 from conftest import simulator_argv
 
 import ppx
+from ppx.engine.model_spec import ModelSpec
 from ppx.inference import Empirical
 from ppx.inference.cluster import open_client
 from ppx.inference.mcmc import rmh
 from ppx.simulators import gaussian
-from ppx.spec import ModelSpec
 
 OBSERVE = {"obs0": 8.0, "obs1": 9.0}
 EXACT_MEAN, EXACT_STD = gaussian.exact_posterior([8.0, 9.0])
@@ -88,7 +88,7 @@ def test_interrupted_job_resumes_from_its_checkpoints(tmp_path, monkeypatch):
 
 
 def _simulator_pids() -> list[int]:
-    from ppx.spec import _BUILT
+    from ppx.engine.model_spec import _BUILT
 
     return [m.process.pid for m in _BUILT.values() if getattr(m, "process", None)]
 

@@ -1,4 +1,4 @@
-"""Tests of ppx.protocol.codec: round trips, pyprob 1.0.0 compatibility, bad input.
+"""Tests of ppx.protocol's encode, build and decode: round trips, pyprob 1.0.0, bad input.
 
 pyprob itself is not needed: the 1.0.0 classes are compiled at test time from
 protocol/ppx.fbs with the PPX extensions deleted.
@@ -24,11 +24,11 @@ import pytest
 import torch
 from torch import distributions as D
 
+from ppx import protocol
 from ppx.errors import InvalidDistribution, ProtocolError, UnsupportedDistribution
-from ppx.protocol import codec
 from ppx.protocol import messages as m
 
-SCHEMA = Path(codec.__file__).with_name("ppx.fbs")
+SCHEMA = Path(protocol.__file__).with_name("ppx.fbs")
 F64 = torch.float64
 
 
@@ -187,15 +187,24 @@ def test_distribution_kinds_follow_the_schema_union() -> None:
 
     members = {k: v for k, v in vars(Distribution).items() if not k.startswith("_")}
     members.pop("NONE")
-    assert codec.DISTRIBUTION_KINDS == tuple(sorted(members, key=members.get))
-    assert set(codec.DISTRIBUTION_KINDS) == set(KINDS)
+    assert protocol.DISTRIBUTION_KINDS == tuple(sorted(members, key=members.get))
+    assert set(protocol.DISTRIBUTION_KINDS) == set(KINDS)
+
+
+def test_message_types_follow_the_schema_union() -> None:
+    from ppx.protocol._generated.ppx.MessageBody import MessageBody
+
+    members = {k: v for k, v in vars(MessageBody).items() if not k.startswith("_")}
+    members.pop("NONE")
+    assert [cls.__name__ for cls in m.MESSAGE_TYPES] == sorted(members, key=members.get)
+    assert [cls.BODY for cls in m.MESSAGE_TYPES] == sorted(members.values())
 
 
 @pytest.mark.parametrize("message", SIMPLE_MESSAGES, ids=lambda msg: type(msg).__name__)
 def test_simple_messages_round_trip(message: m.Message) -> None:
-    buffer = codec.encode(message)
-    assert isinstance(buffer, bytes)
-    assert_same_message(message, codec.decode(buffer))
+    buffer = protocol.encode(message)
+    assert isinstance(buffer, bytes) and buffer == protocol.build(message)
+    assert_same_message(message, protocol.decode(buffer))
 
 
 @pytest.mark.parametrize(("kind", "dist"), DISTRIBUTIONS, ids=DIST_IDS)
@@ -204,7 +213,7 @@ def test_sample_round_trips_every_distribution(
     kind: str, dist: D.Distribution, control: bool
 ) -> None:
     message = m.Sample(f"x__{kind}", dist, name="x", control=control)
-    decoded = codec.decode(codec.encode(message))
+    decoded = protocol.decode(protocol.encode(message))
     assert_same_message(message, decoded)
     assert decoded.control is control
 
@@ -213,31 +222,31 @@ def test_sample_round_trips_every_distribution(
 def test_observe_round_trips_every_distribution(kind: str, dist: D.Distribution) -> None:
     torch.manual_seed(1)
     message = m.Observe(f"y__{kind}", dist, dist.sample())
-    assert_same_message(message, codec.decode(codec.encode(message)))
+    assert_same_message(message, protocol.decode(protocol.encode(message)))
 
 
 def test_observe_without_distribution_or_value() -> None:
-    decoded = codec.decode(codec.encode(m.Observe("obs", None)))
+    decoded = protocol.decode(protocol.encode(m.Observe("obs", None)))
     assert decoded == m.Observe("obs", None, None, None)
-    decoded = codec.decode(codec.encode(m.Observe("obs", None, [1.0, 2.0], "y")))
+    decoded = protocol.decode(protocol.encode(m.Observe("obs", None, [1.0, 2.0], "y")))
     assert decoded.distribution is None and decoded.name == "y"
     np.testing.assert_array_equal(decoded.value, [1.0, 2.0])
 
 
 def test_decoded_tensors_are_writable_copies_of_the_buffer() -> None:
-    buffer = bytearray(codec.encode(m.SampleResult([1.0, 2.0])))
-    value = codec.decode(buffer).result
+    buffer = bytearray(protocol.encode(m.SampleResult([1.0, 2.0])))
+    value = protocol.decode(buffer).result
     assert value.flags.writeable
     buffer[:] = bytes(len(buffer))
     np.testing.assert_array_equal(value, [1.0, 2.0])
-    assert codec.decode(memoryview(codec.encode(m.SampleResult(3.0)))).result == 3.0
+    assert protocol.decode(memoryview(protocol.encode(m.SampleResult(3.0)))).result == 3.0
 
 
 def test_scalars_decode_as_0d_arrays_and_empty_tensors_as_none() -> None:
-    assert codec.decode(codec.encode(m.SampleResult(2.5))).result.shape == ()
-    assert codec.decode(codec.encode(m.SampleResult([2.5]))).result.shape == (1,)
-    assert codec.decode(codec.encode(m.RunResult([]))).result is None
-    assert codec.decode(codec.encode(m.Tag("t", np.zeros((0, 3))))).value is None
+    assert protocol.decode(protocol.encode(m.SampleResult(2.5))).result.shape == ()
+    assert protocol.decode(protocol.encode(m.SampleResult([2.5]))).result.shape == (1,)
+    assert protocol.decode(protocol.encode(m.RunResult([]))).result is None
+    assert protocol.decode(protocol.encode(m.Tag("t", np.zeros((0, 3))))).value is None
 
 
 @pytest.mark.parametrize(
@@ -256,8 +265,8 @@ def test_pyro_distributions_encode_as_their_torch_kind(
     pyro_cls: type, args: tuple, kind: str
 ) -> None:
     dist = pyro_cls(*args)
-    assert codec.distribution_kind(dist) == kind
-    decoded = codec.decode(codec.encode(m.Sample("p", dist)))
+    assert protocol.distribution_kind(dist) == kind
+    decoded = protocol.decode(protocol.encode(m.Sample("p", dist)))
     assert type(decoded.distribution) is KINDS[kind][0]
     assert_same_distribution(dist, decoded.distribution)
 
@@ -270,19 +279,19 @@ def test_pyro_distributions_encode_as_their_torch_kind(
 def test_unsupported_distribution_raises_on_encode(dist: D.Distribution) -> None:
     name = type(dist).__name__
     with pytest.raises(UnsupportedDistribution, match=name) as info:
-        codec.encode(m.Sample("x", dist))
+        protocol.encode(m.Sample("x", dist))
     assert "Normal" in str(info.value) and "MultivariateNormal" in str(info.value)
     with pytest.raises(UnsupportedDistribution, match=name):
-        codec.distribution_kind(dist)
+        protocol.distribution_kind(dist)
 
 
 def test_encode_rejects_non_messages_and_sample_without_distribution() -> None:
     with pytest.raises(TypeError, match="not a PPX message"):
-        codec.encode("Run")  # type: ignore[arg-type]
+        protocol.encode("Run")  # type: ignore[arg-type]
     with pytest.raises(ProtocolError, match="no distribution"):
-        codec.encode(m.Sample("x", None))  # type: ignore[arg-type]
+        protocol.encode(m.Sample("x", None))  # type: ignore[arg-type]
     with pytest.raises(ProtocolError, match="tensor"):
-        codec.encode(m.SampleResult("not a number"))
+        protocol.encode(m.SampleResult("not a number"))
 
 
 def test_extensions_are_written_only_when_set() -> None:
@@ -295,9 +304,9 @@ def test_extensions_are_written_only_when_set() -> None:
         result.Init(body.Bytes, body.Pos)
         return result
 
-    plain = handshake(codec.encode(m.Handshake("ppx")))
+    plain = handshake(protocol.encode(m.Handshake("ppx")))
     assert plain.ProtocolVersion() is None and plain.CapabilitiesIsNone()
-    extended = handshake(codec.encode(m.Handshake("ppx", "1.1", ("error_report",))))
+    extended = handshake(protocol.encode(m.Handshake("ppx", "1.1", ("error_report",))))
     assert extended.ProtocolVersion() == b"1.1"
     assert [extended.Capabilities(i) for i in range(extended.CapabilitiesLength())] == [
         b"error_report"
@@ -306,10 +315,10 @@ def test_extensions_are_written_only_when_set() -> None:
 
 def test_no_file_identifier_and_no_misfire_of_the_identifier_heuristic() -> None:
     for message in SIMPLE_MESSAGES + dist_messages(DISTRIBUTIONS):
-        buffer = codec.encode(message)
+        buffer = protocol.encode(message)
         assert buffer[4:8] != b"PPXF"
         assert not buffer[4:8].isalnum(), message
-        assert type(codec.decode(buffer)) is type(message)
+        assert type(protocol.decode(buffer)) is type(message)
 
 
 # --------------------------------------------------------------------------
@@ -398,10 +407,10 @@ def test_identified_buffers_decode_and_wrong_identifiers_are_refused() -> None:
     plain = pp_message(OURS, "SampleResult", Result=T(1.5))
     identified = pp_message(OURS, "SampleResult", b"PPXF", Result=T(1.5))
     assert identified[4:8] == b"PPXF" and plain[4:8] != b"PPXF"
-    assert codec.decode(plain).result == codec.decode(identified).result == 1.5
+    assert protocol.decode(plain).result == protocol.decode(identified).result == 1.5
     wrong = identified[:4] + b"ABCD" + identified[8:]
     with pytest.raises(ProtocolError, match="identifier"):
-        codec.decode(wrong)
+        protocol.decode(wrong)
 
 
 # --------------------------------------------------------------------------
@@ -494,7 +503,9 @@ def assert_pyprob_distribution(ns: Generated, body: Any, dist: D.Distribution | 
 
 
 def assert_pyprob_reads(ns: Generated, message: m.Message) -> None:
-    name, body = pp_read(ns, codec.encode(message))
+    buffer = protocol.encode(message)
+    assert buffer == protocol.build(message)
+    name, body = pp_read(ns, buffer)
     assert name == type(message).__name__
     if isinstance(message, (m.Handshake, m.HandshakeResult)):
         assert body.SystemName().decode() == message.system_name
@@ -524,7 +535,7 @@ MESSAGES_100 = [
 
 def test_pyprob_100_reads_every_message_we_encode(ppx100: Any) -> None:
     kinds = {type(msg).__name__ for msg in MESSAGES_100}
-    assert kinds == set(m.__all__) - {"Message", "Error", "DrawBlock", "ValueBlock"}
+    assert kinds == {cls.__name__ for cls in m.MESSAGE_TYPES} - {"Error"}
     for message in MESSAGES_100:
         assert_pyprob_reads(ppx100, message)
 
@@ -546,7 +557,8 @@ def test_pyprob_100_reads_every_message_we_encode(ppx100: Any) -> None:
 def test_messages_pyprob_sends_are_byte_identical(
     ppx100: Any, name: str, fields: dict, message: m.Message
 ) -> None:
-    assert codec.encode(message) == pp_message(ppx100, name, **fields)
+    expected = pp_message(ppx100, name, **fields)
+    assert protocol.build(message) == protocol.encode(message) == expected
 
 
 def messages_built_by_100() -> list[tuple[str, dict, m.Message]]:
@@ -586,7 +598,7 @@ def test_we_decode_what_pyprob_100_builds(ppx100: Any, identifier: bytes | None)
     for name, fields, expected in messages_built_by_100():
         buffer = pp_message(ppx100, name, identifier, **fields)
         assert (buffer[4:8] == b"PPXF") is (identifier is not None)
-        assert_same_message(expected, codec.decode(buffer))
+        assert_same_message(expected, protocol.decode(buffer))
 
 
 # --------------------------------------------------------------------------
@@ -596,17 +608,17 @@ def test_we_decode_what_pyprob_100_builds(ppx100: Any, identifier: bytes | None)
 
 def test_empty_and_short_buffers() -> None:
     with pytest.raises(ProtocolError, match="empty"):
-        codec.decode(b"")
+        protocol.decode(b"")
     for size in (1, 4, 8, 11):
         with pytest.raises(ProtocolError, match="too short"):
-            codec.decode(bytes(size))
+            protocol.decode(bytes(size))
 
 
 def test_root_offset_out_of_range() -> None:
-    buffer = codec.encode(m.Run())
+    buffer = protocol.encode(m.Run())
     for root in (0, len(buffer), 2**32 - 1):
         with pytest.raises(ProtocolError, match="root offset"):
-            codec.decode(root.to_bytes(4, "little") + buffer[4:])
+            protocol.decode(root.to_bytes(4, "little") + buffer[4:])
 
 
 def test_random_garbage_raises_protocol_error() -> None:
@@ -614,7 +626,7 @@ def test_random_garbage_raises_protocol_error() -> None:
     for _ in range(500):
         garbage = rng.integers(0, 256, size=int(rng.integers(1, 400)), dtype=np.uint8).tobytes()
         with pytest.raises(ProtocolError):
-            codec.decode(garbage)
+            protocol.decode(garbage)
 
 
 TRUNCATED = [
@@ -631,27 +643,27 @@ TRUNCATED = [
 
 @pytest.mark.parametrize("message", TRUNCATED, ids=lambda msg: type(msg).__name__)
 def test_truncated_buffers_raise_protocol_error(message: m.Message) -> None:
-    buffer = codec.encode(message)
+    buffer = protocol.encode(message)
     # The tail holds the first object written, which decode reads; at most
     # 3 bytes of padding after it can go without losing anything.
     for size in range(len(buffer) - 3):
         with pytest.raises(ProtocolError):
-            codec.decode(buffer[:size])
+            protocol.decode(buffer[:size])
     if len(buffer) > 12:
         with pytest.raises(ProtocolError, match=type(message).__name__):
-            codec.decode(buffer[: len(buffer) - 4])
+            protocol.decode(buffer[: len(buffer) - 4])
 
 
 def test_corrupted_buffers_raise_only_ppx_errors() -> None:
     """Random byte changes: a message or ProtocolError/InvalidDistribution, nothing else."""
     rng = np.random.default_rng(7)
-    sources = [codec.encode(msg) for msg in TRUNCATED + dist_messages(DISTRIBUTIONS)[::3]]
+    sources = [protocol.encode(msg) for msg in TRUNCATED + dist_messages(DISTRIBUTIONS)[::3]]
     for _ in range(3000):
         buffer = bytearray(sources[int(rng.integers(len(sources)))])
         for position in rng.integers(0, len(buffer), size=int(rng.integers(1, 4))):
             buffer[position] = int(rng.integers(0, 256))
         try:
-            codec.decode(bytes(buffer))
+            protocol.decode(bytes(buffer))
         except (ProtocolError, InvalidDistribution):
             pass
 
@@ -686,29 +698,29 @@ def patched(buffer: bytes, position: int, value: int) -> bytes:
 
 
 def test_unknown_message_body_type() -> None:
-    buffer = codec.encode(m.Run())
+    buffer = protocol.encode(m.Run())
     position = union_type_position(buffer, "Message")
     assert buffer[position] == OURS.MessageBody.MessageBody.Run
     for value in (13, 99, 255):
         with pytest.raises(ProtocolError, match=f"unknown MessageBody union type {value}"):
-            codec.decode(patched(buffer, position, value))
+            protocol.decode(patched(buffer, position, value))
     with pytest.raises(ProtocolError, match="no body"):
-        codec.decode(patched(buffer, position, 0))
+        protocol.decode(patched(buffer, position, 0))
 
 
 def test_unknown_or_missing_distribution_type() -> None:
-    buffer = codec.encode(m.Sample("x__Normal", D.Normal(0.0, 1.0)))
+    buffer = protocol.encode(m.Sample("x__Normal", D.Normal(0.0, 1.0)))
     position = union_type_position(buffer, "Sample")
     assert buffer[position] == OURS.Distribution.Distribution.Normal
     with pytest.raises(ProtocolError, match=r"unknown Distribution union type 42.*x__Normal"):
-        codec.decode(patched(buffer, position, 42))
+        protocol.decode(patched(buffer, position, 42))
     with pytest.raises(ProtocolError, match="no distribution"):
-        codec.decode(patched(buffer, position, 0))
+        protocol.decode(patched(buffer, position, 0))
 
 
 def test_tensor_shape_that_does_not_fit_its_data() -> None:
     buffer = pp_message(OURS, "SampleResult", Result=T([1.0, 2.0, 3.0]))
-    codec.decode(buffer)  # sanity: the honest buffer decodes
+    protocol.decode(buffer)  # sanity: the honest buffer decodes
     shape = np.array([2, 2], dtype=np.int32)
     b = flatbuffers.Builder(64)
     data = b.CreateNumpyVector(np.array([1.0, 2.0, 3.0]))
@@ -725,7 +737,7 @@ def test_tensor_shape_that_does_not_fit_its_data() -> None:
     OURS.Message.AddBody(b, body)
     b.Finish(OURS.Message.End(b))
     with pytest.raises(ProtocolError, match=r"shape \[2, 2\]"):
-        codec.decode(bytes(b.Output()))
+        protocol.decode(bytes(b.Output()))
 
 
 def unnormalised_categorical() -> D.Categorical:
@@ -756,7 +768,7 @@ def test_invalid_parameters_raise_invalid_distribution(dist: D.Distribution, det
     kind = kind_of(dist)
     for message in (m.Sample(f"x__{kind}", dist), m.Observe(f"x__{kind}", dist, 0.0)):
         with pytest.raises(InvalidDistribution) as info:
-            codec.decode(codec.encode(message))
+            protocol.decode(protocol.encode(message))
         text = str(info.value)
         assert f"invalid {kind} parameters at address 'x__{kind}'" in text
         assert detail in text

@@ -1,4 +1,4 @@
-"""Template encoding gives exactly the builder's bytes, for every templated message."""
+"""Template encoding (``encode``) gives exactly the bytes of the builder (``build``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import distributions as D
 
-from ppx.protocol import codec, templates
+from ppx.protocol import build, decode, encode
 from ppx.protocol import messages as m
 
 DISTRIBUTIONS = [
@@ -24,9 +24,9 @@ def test_sample_and_observe_templates_match_builder(make):
     for _ in range(3):  # first builds the template, later ones patch it
         dist = make()
         sample = m.Sample("site:12", dist, "x", control=bool(torch.rand(()) > 0.5))
-        assert templates.encode(sample) == codec.encode(sample)
+        assert encode(sample) == build(sample)
         observe = m.Observe("site:13", dist, dist.sample(), None)
-        assert templates.encode(observe) == codec.encode(observe)
+        assert encode(observe) == build(observe)
 
 
 @pytest.mark.parametrize(
@@ -36,11 +36,11 @@ def test_result_and_tag_templates_match_builder(value):
     for scale in (1.0, -3.0):
         scaled = None if value is None else torch.as_tensor(value) * scale
         for message in (m.SampleResult(scaled), m.RunResult(scaled), m.Tag("t", scaled, "t")):
-            assert templates.encode(message) == codec.encode(message)
-            decoded = codec.decode(templates.encode(message))
+            assert encode(message) == build(message)
+            decoded = decode(encode(message))
             assert type(decoded) is type(message)
 
 
 def test_untemplated_messages_fall_back_to_builder():
     for message in (m.Run(), m.Reset(), m.Handshake("x", "1.1.0", ("a",)), m.Error("E", "msg")):
-        assert templates.encode(message) == codec.encode(message)
+        assert encode(message) == build(message)

@@ -6,7 +6,7 @@ there, ONCE for the whole module, and touches the wire only through pyprob's own
 
 * direction 1: every PPX 1.0.0 message, and in Sample/Observe every distribution of
   pyprob's schema with scalar and vector parameters, encoded by OUR encoders
-  (``codec.encode`` and ``templates.encode``), is read back field by field by
+  (``build`` and the templated ``encode``), is read back field by field by
   pyprob's generated classes and tensor helper, and replayed through pyprob's
   real ``ModelServer._handshake()`` / ``forward()``;
 * direction 2: the same messages written with pyprob's generated builders the way
@@ -32,13 +32,13 @@ import pytest
 import torch
 from torch import distributions as D
 
-from ppx.protocol import codec, templates
+from ppx.protocol import build, decode, encode
 from ppx.protocol import messages as m
 
 pytestmark = pytest.mark.pyprob
 
 PEER = Path(__file__).with_name("pyprob_bytes_peer.py")
-ENCODERS = {"codec": codec.encode, "templates": templates.encode}
+ENCODERS = {"build": build, "encode": encode}
 
 # kind -> torch class, [(field in pyprob's ppx.fbs, torch attribute)]; union types as in
 # pyprob's schema (Normal = 1 ... Weibull = 11). Stated here independently of ppx.protocol.
@@ -429,13 +429,13 @@ def peer() -> dict:
         for name, encode in ENCODERS.items()
         for s in MESSAGES
     ]
-    extensions = {k: codec.encode(v) for k, v in extension_messages().items()}
+    extensions = {k: build(v) for k, v in extension_messages().items()}
     decode += [{"id": k, "b64": b64(v)} for k, v in extensions.items()]
-    order, replies = run_replies(codec.encode)
+    order, replies = run_replies(build)
     num_samples = sum(s["type"] == "Sample" for s in order)
     values = [SAMPLE_VALUES[i % len(SAMPLE_VALUES)] for i in range(num_samples)]
-    hr = b64(codec.encode(message(SPEC["HandshakeResult"])))
-    run = b64(codec.encode(m.Run()))
+    hr = b64(build(message(SPEC["HandshakeResult"])))
+    run = b64(build(m.Run()))
 
     def job(id: str, *replies: str, kind: str = "run") -> dict:
         return {"id": id, "kind": kind, "replies": list(replies)}
@@ -444,7 +444,7 @@ def peer() -> dict:
         job("handshake", hr, kind="handshake"),
         job("handshake-ext", b64(extensions["ext-HandshakeResult"]), kind="handshake"),
         {**job("run", *replies), "values": values},
-        job("reset", b64(codec.encode(m.Reset()))),
+        job("reset", b64(build(m.Reset()))),
         job("ext-Error", b64(extensions["ext-Error"])),
         job("ext-Sample-MVN", b64(extensions["ext-Sample-MVN"])),
         job("ext-Observe-MVN", b64(extensions["ext-Observe-MVN"])),
@@ -499,10 +499,10 @@ def test_pyprob_reads_every_field_we_write(peer: dict, encoder: str) -> None:
     assert not report, report
 
 
-def test_templates_write_the_same_bytes_as_codec() -> None:
+def test_templates_write_the_same_bytes_as_the_builder() -> None:
     def check(msg: m.Message) -> None:
-        first = templates.encode(msg)  # makes (or reuses) the template
-        assert templates.encode(msg) == first == codec.encode(msg)
+        first = encode(msg)  # makes (or reuses) the template
+        assert encode(msg) == first == build(msg)
 
     report = failures({s["id"]: (lambda s=s: check(message(s))) for s in MESSAGES})
     assert not report, report
@@ -607,7 +607,7 @@ def test_we_read_every_field_pyprob_writes(peer: dict) -> None:
     def check(spec: dict) -> None:
         buffer = peer["built"][spec["id"]]
         assert (buffer[4:8] == b"PPXF") is bool(spec.get("identifier"))
-        assert_decoded(codec.decode(buffer), spec)
+        assert_decoded(decode(buffer), spec)
 
     report = failures({s["id"]: (lambda s=s: check(s)) for s in MESSAGES + BUILD_VARIANTS})
     assert not report, report
@@ -616,8 +616,8 @@ def test_we_read_every_field_pyprob_writes(peer: dict) -> None:
 def test_we_read_the_requests_pyprob_model_server_sends(peer: dict) -> None:
     """The Handshake, Run, SampleResult, ObserveResult and TagResult pyprob's own code sent."""
     handshake = peer["replayed"]["handshake"]["requests"]
-    assert [codec.decode(base64.b64decode(r)) for r in handshake] == [m.Handshake("pyprob 1.5.0")]
-    requests = [codec.decode(base64.b64decode(r)) for r in peer["replayed"]["run"]["requests"]]
+    assert [decode(base64.b64decode(r)) for r in handshake] == [m.Handshake("pyprob 1.5.0")]
+    requests = [decode(base64.b64decode(r)) for r in peer["replayed"]["run"]["requests"]]
     assert requests[0] == m.Run()
     values = iter(peer["values"])
     for spec, request in zip(peer["order"][:-1], requests[1:], strict=True):
@@ -636,7 +636,7 @@ def test_we_read_the_requests_pyprob_model_server_sends(peer: dict) -> None:
 def test_pyprob_ignores_our_handshake_extension_fields(peer: dict) -> None:
     """protocol_version / capabilities are appended fields: pyprob's tables skip them."""
     for ext, plain in (("ext-Handshake", "Handshake"), ("ext-HandshakeResult", "HandshakeResult")):
-        assert peer["decoded"][ext] == peer["decoded"][f"codec:{plain}"]
+        assert peer["decoded"][ext] == peer["decoded"][f"build:{plain}"]
 
 
 def test_pyprob_rejects_our_extension_members_cleanly(peer: dict) -> None:

@@ -14,7 +14,7 @@ from conftest import simulator_argv
 from scipy.integrate import solve_ivp
 
 import ppx
-from ppx.controllers import ReplayController
+from ppx.engine.controllers import ReplayController
 from ppx.simulators.sbi_tasks import (
     CACHE_ENV,
     TASKS,

@@ -393,20 +393,8 @@ def test_main_cli(monkeypatch):
         lambda fn, address, *, model_name: calls.append((fn, address, model_name)),
         raising=False,
     )
-    _main.main(
-        gaussian._factory,
-        model_name="gaussian",
-        description=gaussian.__doc__,
-        add_arguments=gaussian._add_arguments,
-        argv=["--num-observations", "3"],
-    )
-    _main.main(
-        hmm._factory,
-        model_name="hmm",
-        description="",
-        add_arguments=hmm._add_arguments,
-        argv=["--address", "tcp://127.0.0.1:5555", "--length", "4"],
-    )
+    _main.main("gaussian", argv=["--num-observations", "3"])
+    _main.main("hmm", argv=["--address", "tcp://127.0.0.1:5555", "--length", "4"])
     (fn, address, name), (fn2, address2, name2) = calls
     assert (address, name) == ("ipc:///tmp/ppx-gaussian", "gaussian")
     assert (address2, name2) == ("tcp://127.0.0.1:5555", "hmm")

@@ -25,9 +25,9 @@ import argparse
 import sys
 from typing import Any
 
+from ppx.engine.model_spec import ModelSpec
 from ppx.inference import rmh
 from ppx.inference.cluster import job_script, open_client
-from ppx.spec import ModelSpec
 
 OBSERVE = {"obs0": 8.0, "obs1": 9.0}
 

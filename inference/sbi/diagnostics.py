@@ -15,23 +15,33 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
 
+from ppx.engine.model import Model
+from ppx.engine.model_spec import ModelSpec
+from ppx.inference.sbi.layout import Observation
 from ppx.inference.sbi.posterior import AmortizedPosterior
 from ppx.inference.sbi.simulate import simulate
 from ppx.inference.sbi.store import Simulations
-from ppx.model import Model
-from ppx.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from typing_extensions import Unpack
+
+    from ppx.inference.sbi.posterior import SBIPosterior
 
 __all__ = [
     "Coverage",
+    "Draws",
     "PredictiveCheck",
+    "SBCResult",
+    "TARPResult",
     "corner",
     "expected_coverage",
     "predictive_check",
@@ -60,14 +70,57 @@ class Coverage:
         return np.sqrt(self.levels * (1 - self.levels) / self.num)
 
 
+class Draws(TypedDict, total=False):
+    """How a check draws from the posterior (keywords of every check).
+
+    Attributes:
+        num_posterior_samples: draws per held-out observation (default 1000).
+        progress: show sbi's progress bars (default False).
+    """
+
+    num_posterior_samples: int
+    progress: bool
+
+
+class SBCResult(TypedDict):
+    """Simulation-based calibration: ranks and sbi's ``check_sbc`` statistics.
+
+    Attributes:
+        ranks: ``[n, theta_dim]`` rank of each true parameter among its posterior draws.
+        ks_pvals: ``[theta_dim]`` p-values of the uniformity of the ranks.
+        c2st_ranks: ``[theta_dim]`` C2ST accuracy of the ranks against uniform ones.
+        c2st_dap: ``[theta_dim]`` C2ST accuracy of the data-averaged posterior against the prior.
+    """
+
+    ranks: torch.Tensor
+    ks_pvals: torch.Tensor
+    c2st_ranks: torch.Tensor
+    c2st_dap: torch.Tensor
+
+
+class TARPResult(TypedDict):
+    """The TARP coverage test.
+
+    Attributes:
+        ecp: expected coverage probability at each credibility level ``alpha``.
+        alpha: the credibility levels.
+        atc: area to curve (0 when calibrated).
+        ks_pvalue: p-value of the test that the coverage curve is the diagonal.
+    """
+
+    ecp: torch.Tensor
+    alpha: torch.Tensor
+    atc: float
+    ks_pvalue: float
+
+
 def expected_coverage(
     posterior: AmortizedPosterior,
     theta: torch.Tensor,
     x: torch.Tensor,
     *,
     levels: Sequence[float] = tuple(np.linspace(0.05, 0.95, 19)),
-    num_posterior_samples: int = 1000,
-    progress: bool = False,
+    **draws: Unpack[Draws],
 ) -> Coverage:
     """Expected coverage from held-out simulations, by sbi's SBC with the posterior density.
 
@@ -79,75 +132,88 @@ def expected_coverage(
         posterior: the trained posterior.
         theta, x: held-out simulations ``[n, theta_dim]``, ``[n, x_dim]`` (from the prior).
         levels: credible levels at which to report coverage.
-        num_posterior_samples: draws per observation.
-        progress: show sbi's progress bars.
+        **draws: ``num_posterior_samples``, ``progress`` (see :class:`Draws`).
     """
-    from sbi.diagnostics import run_sbc
-
-    ranks, _ = run_sbc(
-        theta, x, posterior.posterior, num_posterior_samples=num_posterior_samples,
-        reduce_fns=_log_density(posterior.posterior), show_progress_bar=progress,
-    )  # fmt: skip
-    inside = 1.0 - ranks[:, 0].numpy() / num_posterior_samples
-    levels = np.asarray(levels, dtype=float)
-    coverage = np.array([(inside < level).mean() for level in levels])
-    return Coverage(levels, coverage, len(theta))
+    density = _log_density(posterior.posterior)
+    ranks, _ = _held_out("run_sbc", posterior, theta, x, draws, reduce_fns=density)
+    inside = 1.0 - ranks[:, 0].numpy() / _num_samples(draws)
+    grid = np.asarray(levels, dtype=float)
+    coverage = np.array([(inside < level).mean() for level in grid])
+    return Coverage(grid, coverage, len(theta))
 
 
-def _log_density(net: Any) -> Any:
+def _log_density(net: SBIPosterior) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Unnormalised ``log p(theta | x)``: ranks need no normaliser, and NPE's costs
     10,000 draws per observation (its leakage correction)."""
-    if type(net).__name__ == "DirectPosterior":
+    from sbi.inference.posteriors.direct_posterior import DirectPosterior
+
+    if isinstance(net, DirectPosterior):
         return lambda theta, x: net.log_prob(theta, x=x, norm_posterior=False)
     return lambda theta, x: net.log_prob(theta, x=x)
 
 
 def sbc(
-    posterior: AmortizedPosterior,
-    theta: torch.Tensor,
-    x: torch.Tensor,
-    *,
-    num_posterior_samples: int = 1000,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Simulation-based calibration per parameter dimension (sbi's ``run_sbc`` + ``check_sbc``).
-
-    Returns:
-        ``ranks`` ``[n, theta_dim]``, and ``check_sbc``'s ``ks_pvals`` (uniformity of
-        ranks), ``c2st_ranks`` and ``c2st_dap`` (data-averaged posterior vs prior).
-    """
-    from sbi.diagnostics import check_sbc, run_sbc
-
-    ranks, dap = run_sbc(
-        theta, x, posterior.posterior, num_posterior_samples=num_posterior_samples,
-        show_progress_bar=progress,
-    )  # fmt: skip
-    checks = check_sbc(ranks, theta, dap, num_posterior_samples=num_posterior_samples)
-    return {"ranks": ranks, **checks}
+    posterior: AmortizedPosterior, theta: torch.Tensor, x: torch.Tensor, **draws: Unpack[Draws]
+) -> SBCResult:
+    """Simulation-based calibration per parameter dimension (sbi's ``run_sbc``, ``check_sbc``)."""
+    return _sbc_result(*_held_out("run_sbc", posterior, theta, x, draws), theta, draws)
 
 
 def tarp(
+    posterior: AmortizedPosterior, theta: torch.Tensor, x: torch.Tensor, **draws: Unpack[Draws]
+) -> TARPResult:
+    """TARP coverage test on held-out simulations (sbi's ``run_tarp``, ``check_tarp``)."""
+    return _tarp_result(*_held_out("run_tarp", posterior, theta, x, draws))
+
+
+def _held_out(
+    runner: str,
     posterior: AmortizedPosterior,
     theta: torch.Tensor,
     x: torch.Tensor,
-    *,
-    num_posterior_samples: int = 1000,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """TARP coverage test (sbi's ``run_tarp`` + ``check_tarp``).
+    draws: Draws,
+    **options: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """sbi's ``run_sbc`` or ``run_tarp`` on held-out simulations ``(theta, x)``.
 
-    Returns:
-        ``ecp`` and ``alpha`` (the expected-coverage curve), ``atc`` (area to
-        curve, 0 when calibrated) and ``ks_pvalue``.
+    Arguments:
+        runner: the name of the function of ``sbi.diagnostics``.
+        posterior: the trained posterior.
+        theta, x: held-out simulations ``[n, theta_dim]``, ``[n, x_dim]`` (from the prior).
+        draws: ``num_posterior_samples``, ``progress`` (see :class:`Draws`).
+        **options: more keywords of the runner.
     """
-    from sbi.diagnostics import check_tarp, run_tarp
+    from sbi import diagnostics
 
-    ecp, alpha = run_tarp(
-        theta, x, posterior.posterior, num_posterior_samples=num_posterior_samples,
-        show_progress_bar=progress,
+    return getattr(diagnostics, runner)(
+        theta, x, posterior.posterior, num_posterior_samples=_num_samples(draws),
+        show_progress_bar=draws.get("progress", False), **options,
     )  # fmt: skip
+
+
+def _num_samples(draws: Draws) -> int:
+    return draws.get("num_posterior_samples", 1000)
+
+
+def _sbc_result(
+    ranks: torch.Tensor, dap: torch.Tensor, theta: torch.Tensor, draws: Draws
+) -> SBCResult:
+    from sbi.diagnostics import check_sbc
+
+    checks = check_sbc(ranks, theta, dap, num_posterior_samples=_num_samples(draws))
+    return SBCResult(
+        ranks=ranks,
+        ks_pvals=checks["ks_pvals"],
+        c2st_ranks=checks["c2st_ranks"],
+        c2st_dap=checks["c2st_dap"],
+    )
+
+
+def _tarp_result(ecp: torch.Tensor, alpha: torch.Tensor) -> TARPResult:
+    from sbi.diagnostics import check_tarp
+
     atc, ks_pvalue = check_tarp(ecp, alpha)
-    return {"ecp": ecp, "alpha": alpha, "atc": atc, "ks_pvalue": ks_pvalue}
+    return TARPResult(ecp=ecp, alpha=alpha, atc=atc, ks_pvalue=ks_pvalue)
 
 
 @dataclass(frozen=True)
@@ -169,11 +235,11 @@ class PredictiveCheck:
 def predictive_check(
     model: Model | ModelSpec,
     posterior: AmortizedPosterior,
-    x_obs: Any,
+    x_obs: Observation,
     num: int = 1000,
     *,
     seed: int = 0,
-    workers: int | Any = None,
+    workers: int | Client | None = None,
 ) -> PredictiveCheck:
     """Simulate the program at posterior draws (imposed by the engine) and compare with ``x_obs``.
 
@@ -219,16 +285,20 @@ def corner(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from sbi.analysis import pairplot
 
     sets = [samples] if isinstance(samples, torch.Tensor | np.ndarray) else list(samples)
     sets = [np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s) for s in sets]
     dims = min(np.shape(sets[0])[1], max_dims)
     figure, _ = pairplot(
-        sets if len(sets) > 1 else sets[0], points=points, limits=limits,
+        sets if len(sets) > 1 else sets[0], points=points,
+        limits=None if limits is None else [list(limit) for limit in limits],
         subset=list(range(dims)), labels=list(labels)[:dims] if labels else None,
         figsize=(1.6 * dims + 2, 1.6 * dims + 2),
     )  # fmt: skip
+    if not isinstance(figure, Figure):
+        raise TypeError(f"sbi's pairplot gave a {type(figure).__name__}, not a Figure")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100, bbox_inches="tight")

@@ -60,4 +60,8 @@ def _cnn(layout: Layout, cnn: type[nn.Module]) -> nn.Module:
     shape = layout.data[0].shape
     if len(shape) < 3:
         return cnn(input_shape=shape)
-    return nn.Sequential(ChannelsLast(shape), cnn(input_shape=shape[:2], in_channels=shape[2]))
+    height, width, channels = shape
+    return nn.Sequential(
+        ChannelsLast((height, width, channels)),
+        cnn(input_shape=(height, width), in_channels=channels),
+    )

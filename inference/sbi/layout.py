@@ -13,14 +13,27 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias, TypedDict
 
 import numpy as np
 import torch
 
+from ppx.inference.records import Value, to_numpy
 from ppx.trace import Draw, Trace
 
-__all__ = ["Block", "Layout"]
+__all__ = ["Block", "Layout", "Observation"]
+
+#: The value of one data block: a tensor, an array, numbers.
+ArrayLike: TypeAlias = torch.Tensor | np.ndarray | Sequence[float] | float
+#: An observation: the flat data vector, the single data block, or values by data key.
+Observation: TypeAlias = ArrayLike | Mapping[str, ArrayLike]
+
+
+class _BlockJSON(TypedDict):
+    key: str
+    address: str
+    shape: list[int]
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,7 @@ class Layout:
                 f"{block.key!r}; {_inventory(trace)}"
             )
         value = trace.tags[block.key] if draw is None else _draw_value(draw)
-        array = np.asarray(_numpy(value), dtype=np.float32)
+        array = np.asarray(to_numpy(value), dtype=np.float32)
         if array.shape != block.shape:
             raise ValueError(
                 f"run {run} of simulator {self.simulator!r}: {role} {block.key!r} has shape "
@@ -115,7 +128,7 @@ class Layout:
             start += block.size
         return values
 
-    def observation(self, x_obs: Any) -> torch.Tensor:
+    def observation(self, x_obs: Observation) -> torch.Tensor:
         """The flat float32 data vector of ``x_obs``, checked against the layout.
 
         Arguments:
@@ -129,7 +142,7 @@ class Layout:
         """
         if isinstance(x_obs, Mapping):
             return self._observation_from_mapping(x_obs)
-        value = torch.as_tensor(_numpy(x_obs), dtype=torch.float32)
+        value = torch.as_tensor(to_numpy(x_obs), dtype=torch.float32)
         accepted = {(self.x_dim,), (1, self.x_dim)}
         if len(self.data) == 1:
             accepted.add(self.data[0].shape)
@@ -140,7 +153,7 @@ class Layout:
             )
         return value.reshape(self.x_dim)
 
-    def _observation_from_mapping(self, x_obs: Mapping[str, Any]) -> torch.Tensor:
+    def _observation_from_mapping(self, x_obs: Mapping[str, ArrayLike]) -> torch.Tensor:
         keys = [block.key for block in self.data]
         if sorted(x_obs) != sorted(keys):
             raise ValueError(
@@ -149,7 +162,7 @@ class Layout:
             )
         parts = []
         for block in self.data:
-            value = torch.as_tensor(_numpy(x_obs[block.key]), dtype=torch.float32)
+            value = torch.as_tensor(to_numpy(x_obs[block.key]), dtype=torch.float32)
             if tuple(value.shape) != block.shape and value.numel() != block.size:
                 raise ValueError(
                     f"observation {block.key!r} for simulator {self.simulator!r} has shape "
@@ -186,7 +199,7 @@ class Layout:
         return cls(simulator, (theta_block,), (Block("x", "x", tuple(x.shape[1:])),))
 
 
-def _block_json(block: Block) -> dict[str, Any]:
+def _block_json(block: Block) -> _BlockJSON:
     return {
         "key": block.key,
         "address": block.address,
@@ -195,12 +208,8 @@ def _block_json(block: Block) -> dict[str, Any]:
     }
 
 
-def _block_from_json(raw: Mapping[str, Any]) -> Block:
+def _block_from_json(raw: _BlockJSON) -> Block:
     return Block(raw["key"], raw["address"], tuple(raw["shape"]), raw["kind"])
-
-
-def _numpy(value: Any) -> Any:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
 
 
 def _find_draw(trace: Trace, key: str) -> Draw | None:
@@ -210,15 +219,17 @@ def _find_draw(trace: Trace, key: str) -> Draw | None:
         return None
 
 
-def _draw_value(draw: Draw) -> Any:
+def _draw_value(draw: Draw) -> Value:
     """The draw's value; an observe without data is sampled from its distribution."""
-    if draw.value is None:
-        return draw.distribution.sample()
-    return draw.value
+    if draw.value is not None:
+        return draw.value
+    if draw.distribution is None:
+        raise ValueError(f"draw {draw.address!r} has neither a value nor a distribution")
+    return draw.distribution.sample()
 
 
-def _shape(value: Any) -> tuple[int, ...]:
-    return tuple(np.shape(_numpy(value)))
+def _shape(value: Value) -> tuple[int, ...]:
+    return tuple(to_numpy(value).shape)
 
 
 def _parameter_block(trace: Trace, key: str, simulator: str) -> Block:
@@ -229,7 +240,7 @@ def _parameter_block(trace: Trace, key: str, simulator: str) -> Block:
             f"parameter {key!r} {what} of simulator {simulator!r}: parameters must be latent "
             f"samples; {_inventory(trace)}"
         )
-    return Block(key, draw.address, _shape(draw.value), "sample")
+    return Block(key, draw.address, _shape(_draw_value(draw)), "sample")
 
 
 def _data_block(trace: Trace, key: str, simulator: str) -> Block:

@@ -15,17 +15,55 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
 
-from ppx.inference.sbi.layout import Layout
+from ppx.inference.sbi.layout import Layout, Observation
 
-__all__ = ["FORMAT", "AmortizedPosterior", "load_posterior"]
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from sbi.inference.posteriors.direct_posterior import DirectPosterior
+    from sbi.inference.posteriors.mcmc_posterior import MCMCPosterior
+
+    #: What sbi builds: a direct posterior (NPE) or an MCMC one (NLE, NRE).
+    SBIPosterior: TypeAlias = DirectPosterior | MCMCPosterior
+
+__all__ = ["FORMAT", "AmortizedPosterior", "TrainingInfo", "load_posterior"]
 
 FORMAT = "ppx.sbi.posterior"
 VERSION = 1
+
+
+class _Training(TypedDict):
+    sbi_version: str
+    num_simulations: int
+    train: dict[str, int | float | str | bool]
+    epochs: list[int]
+    method_class: str
+
+
+class TrainingInfo(_Training, total=False):
+    """How a posterior was trained.
+
+    Attributes:
+        sbi_version: sbi's version.
+        num_simulations: simulations trained on (all rounds).
+        train: the scalar keywords given to sbi's ``.train()``.
+        epochs: epochs trained, per round.
+        method_class: sbi's trainer class (``NPE_C``, ``NLE_A``...).
+        rounds: rounds of sequential inference.
+        x_o: the observation a sequential posterior is tuned to.
+    """
+
+    rounds: int
+    x_o: list[float]
+
+
+def _no_info() -> TrainingInfo:
+    return TrainingInfo(sbi_version="", num_simulations=0, train={}, epochs=[], method_class="")
 
 
 @dataclass
@@ -47,14 +85,14 @@ class AmortizedPosterior:
         >>> ppx.inference.load_posterior("posterior.pt").sample(x_obs, 10, seed=1)
     """
 
-    posterior: Any
+    posterior: SBIPosterior
     layout: Layout
     prior: torch.distributions.Distribution
     method: str
-    info: dict[str, Any] = field(default_factory=dict)
+    info: TrainingInfo = field(default_factory=_no_info)
 
     def sample(
-        self, x_obs: Any, n: int = 1000, *, seed: int | None = None, progress: bool = False
+        self, x_obs: Observation, n: int = 1000, *, seed: int | None = None, progress: bool = False
     ) -> torch.Tensor:
         """``n`` draws of flat ``theta`` from ``p(theta | x_obs)``, shape ``[n, theta_dim]``.
 
@@ -72,7 +110,7 @@ class AmortizedPosterior:
             samples = self.posterior.sample((n,), x=x, show_progress_bars=progress)
         return samples.detach().cpu()
 
-    def log_prob(self, theta: torch.Tensor, x_obs: Any) -> torch.Tensor:
+    def log_prob(self, theta: torch.Tensor, x_obs: Observation) -> torch.Tensor:
         """``log p(theta | x_obs)`` of each row of ``theta`` (``[n, theta_dim]`` or one vector).
 
         For NLE and NRE the value is unnormalised (the normaliser does not depend

@@ -10,29 +10,43 @@ each own their simulator (as in :mod:`ppx.inference.importance_sampling`).
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from torch.distributions import Distribution
 
-from ppx.controllers import ReplayController
+from ppx.engine.controllers import ReplayController
+from ppx.engine.model import Model
+from ppx.engine.model_spec import ModelSpec
+from ppx.inference.executor import call, dask_client, progress_bar, run_chunks
 from ppx.inference.sbi.layout import Layout
 from ppx.inference.sbi.priors import program_prior
 from ppx.inference.sbi.store import Simulations, append_chunk, done_runs, open_store
 from ppx.inference.sbi.store import load_simulations as _load
-from ppx.model import Model
-from ppx.spec import ModelSpec
 
-__all__ = ["SimulationChunk", "simulate", "simulate_chunk"]
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["ParameterSampler", "SimulationChunk", "ThetaProposal", "simulate", "simulate_chunk"]
 
 PROBE_RUN = -1
+
+
+class ParameterSampler(Protocol):
+    """Draws flat parameter vectors: a torch distribution, an sbi posterior..."""
+
+    def sample(self, sample_shape: tuple[int, ...], /) -> torch.Tensor:
+        """``[*sample_shape, theta_dim]`` draws."""
+        ...
+
+
+#: Where ``theta`` comes from instead of the prior: a sampler, or a table of values.
+ThetaProposal: TypeAlias = ParameterSampler | torch.Tensor | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -49,9 +63,11 @@ def _seed_run(seed: int, run: int) -> None:
     torch.manual_seed(hash((seed, run)) % 2**63)
 
 
-def _run_chunk(
-    model: Model, layout: Layout, runs: Sequence[int], values: torch.Tensor | None, seed: int
+def simulate_chunk(
+    spec: ModelSpec, layout: Layout, runs: Sequence[int], values: torch.Tensor | None, seed: int
 ) -> SimulationChunk:
+    """Simulate ``runs`` on this process's model of ``spec`` (a Dask task)."""
+    model = spec.cached()
     kept, thetas, xs, invalid = [], [], [], []
     for row, run in enumerate(runs):
         _seed_run(seed, run)
@@ -63,30 +79,33 @@ def _run_chunk(
             xs.append(x)
         else:
             invalid.append(run)
-    shape = (0,)
     return SimulationChunk(
         np.asarray(kept, np.int64),
-        np.stack(thetas) if thetas else np.zeros(shape + (layout.theta_dim,), np.float32),
-        np.stack(xs) if xs else np.zeros(shape + (layout.x_dim,), np.float32),
+        np.stack(thetas) if thetas else np.zeros((0, layout.theta_dim), np.float32),
+        np.stack(xs) if xs else np.zeros((0, layout.x_dim), np.float32),
         np.asarray(invalid, np.int64),
     )
 
 
-def simulate_chunk(
+def _simulate_chunk_here(
     spec: ModelSpec, layout: Layout, runs: Sequence[int], values: torch.Tensor | None, seed: int
 ) -> SimulationChunk:
-    """Simulate ``runs`` on this worker's model (a Dask task)."""
-    return _run_chunk(spec.cached(), layout, runs, values, seed)
+    """:func:`simulate_chunk`, leaving this process's torch random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        return simulate_chunk(spec, layout, runs, values, seed)
 
 
-def _probe(spec: ModelSpec, parameters: Sequence[str], data: Sequence[str], seed: int) -> tuple:
+def _probe(
+    spec: ModelSpec, parameters: Sequence[str], data: Sequence[str], seed: int
+) -> tuple[Layout, list[Distribution]]:
     """Layout and per-parameter prior distributions, from one run of the program."""
     model = spec.cached()
     with torch.random.fork_rng(devices=[]):
         _seed_run(seed, PROBE_RUN)
         trace = model.run()
     layout = Layout.probe(trace, model.name, parameters, data)
-    return layout, [trace.draw(block.key).distribution for block in layout.parameters]
+    draws = [trace.draw(block.key) for block in layout.parameters]
+    return layout, [d.distribution for d in draws if d.distribution is not None]
 
 
 def simulate(
@@ -95,10 +114,10 @@ def simulate(
     data: Sequence[str] = ("x",),
     num_simulations: int = 1000,
     *,
-    proposal: Any = None,
-    prior: torch.distributions.Distribution | None = None,
+    proposal: ThetaProposal | None = None,
+    prior: Distribution | None = None,
     store: str | Path | None = None,
-    workers: int | Any = None,
+    workers: int | Client | None = None,
     chunk_size: int = 250,
     seed: int = 0,
     progress: bool | None = None,
@@ -143,8 +162,12 @@ def simulate(
             f"need num_simulations and chunk_size >= 1, got {num_simulations}, {chunk_size}"
         )
     spec = ModelSpec.of(model)
-    with _client(workers) as client:
-        layout, distributions = _call(client, _probe, spec, list(parameters), list(data), seed)
+    local_workers = workers if isinstance(workers, int) else None
+    client = None if isinstance(workers, int) else workers
+    with dask_client(client, start=local_workers is not None, n_workers=local_workers) as client:
+        layout, distributions = call(
+            _probe, spec, list(parameters), list(data), seed, client=client
+        )
         prior = prior if prior is not None else program_prior(distributions, layout)
         if store is not None:
             open_store(
@@ -153,39 +176,32 @@ def simulate(
         missing = sorted(set(range(num_simulations)) - (done_runs(store) if store else set()))
         chunks = [missing[i : i + chunk_size] for i in range(0, len(missing), chunk_size)]
         values = _proposal_values(proposal, chunks, layout, seed)
-        show = sys.stderr.isatty() if progress is None else progress
-        bar = tqdm(total=num_simulations, initial=num_simulations - len(missing), disable=not show)
-        bar.set_description(f"simulate {layout.simulator}")
+        tasks = [(spec, layout, chunk, v, seed) for chunk, v in zip(chunks, values, strict=True)]
         results = []
-        for chunk in _chunk_results(client, spec, layout, chunks, values, seed):
-            bar.update(len(chunk.runs) + len(chunk.invalid))
-            if store is not None:
-                append_chunk(store, chunk.runs, chunk.theta, chunk.x, chunk.invalid)
-            else:
-                results.append(chunk)
-        bar.close()
+        with progress_bar(
+            num_simulations,
+            f"simulate {layout.simulator}",
+            show=progress,
+            initial=num_simulations - len(missing),
+        ) as bar:
+            for _, chunk in run_chunks(
+                _simulate_chunk_here if client is None else simulate_chunk,
+                tasks,
+                client=client,
+                bar=bar,
+                size=lambda chunk: len(chunk.runs) + len(chunk.invalid),
+            ):
+                if store is not None:
+                    append_chunk(store, chunk.runs, chunk.theta, chunk.x, chunk.invalid)
+                else:
+                    results.append(chunk)
     simulations = _load(store, num_simulations) if store else _gather(results, layout, prior)
     _warn_invalid(simulations, num_simulations, store)
     return simulations
 
 
-@contextlib.contextmanager
-def _client(workers: int | Any) -> Iterator[Any]:
-    if workers is None or not isinstance(workers, int):
-        yield workers
-        return
-    from ppx.inference.cluster import open_client
-
-    with open_client(n_workers=workers) as client:
-        yield client
-
-
-def _call(client: Any, fn: Any, *args: Any) -> Any:
-    return fn(*args) if client is None else client.submit(fn, *args, pure=False).result()
-
-
 def _proposal_values(
-    proposal: Any, chunks: list[list[int]], layout: Layout, seed: int
+    proposal: ThetaProposal | None, chunks: list[list[int]], layout: Layout, seed: int
 ) -> list[torch.Tensor | None]:
     """Per chunk, the proposed ``theta`` rows (drawn here, seeded by the chunk's first run)."""
     if proposal is None:
@@ -202,24 +218,7 @@ def _proposal_values(
     return values
 
 
-def _chunk_results(client, spec, layout, chunks, values, seed) -> Iterator[SimulationChunk]:  # noqa: ANN001
-    if client is None:
-        model = spec.cached()
-        with torch.random.fork_rng(devices=[]):
-            for chunk, chunk_values in zip(chunks, values, strict=True):
-                yield _run_chunk(model, layout, chunk, chunk_values, seed)
-        return
-    from distributed import as_completed
-
-    futures = [
-        client.submit(simulate_chunk, spec, layout, chunk, chunk_values, seed, pure=False)
-        for chunk, chunk_values in zip(chunks, values, strict=True)
-    ]
-    for future in as_completed(futures):
-        yield future.result()
-
-
-def _gather(results: list[SimulationChunk], layout: Layout, prior: Any) -> Simulations:
+def _gather(results: list[SimulationChunk], layout: Layout, prior: Distribution) -> Simulations:
     runs = np.concatenate([np.zeros(0, np.int64)] + [r.runs for r in results])
     order = np.argsort(runs, kind="stable")
     theta = np.concatenate(
@@ -237,7 +236,7 @@ def _gather(results: list[SimulationChunk], layout: Layout, prior: Any) -> Simul
     )
 
 
-def _warn_invalid(simulations: Simulations, num_simulations: int, store: Any) -> None:
+def _warn_invalid(simulations: Simulations, num_simulations: int, store: str | Path | None) -> None:
     if simulations.num_invalid:
         where = f" (their run indices are in {store}:/invalid_run)" if store else ""
         warnings.warn(

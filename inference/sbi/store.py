@@ -19,12 +19,12 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 import torch
 
+from ppx.inference.hdf5 import array, dataset, int_attribute, string_attribute
 from ppx.inference.sbi.layout import Layout
 
 __all__ = ["FORMAT", "Simulations", "append_chunk", "done_runs", "load_simulations", "open_store"]
@@ -102,14 +102,16 @@ def _check_existing(path: Path, layout: Layout, seed: int) -> None:
     with h5py.File(path, "r") as file:
         if file.attrs.get("format") != FORMAT:
             raise ValueError(f"{path} exists and is not a PPX simulation store")
-        if Layout.from_json(file.attrs["layout"]) != layout:
+        stored = string_attribute(file, "layout", path)
+        if Layout.from_json(stored) != layout:
             raise ValueError(
-                f"{path} holds simulations of another layout ({file.attrs['layout']}); "
+                f"{path} holds simulations of another layout ({stored}); "
                 f"this job has {layout.to_json()}: use another store"
             )
-        if int(file.attrs["seed"]) != seed:
+        stored_seed = int_attribute(file, "seed", path)
+        if stored_seed != seed:
             raise ValueError(
-                f"{path} was made with seed {int(file.attrs['seed'])}, not {seed}: pass that "
+                f"{path} was made with seed {stored_seed}, not {seed}: pass that "
                 "seed to resume it, or use another store"
             )
 
@@ -119,7 +121,8 @@ def done_runs(path: str | Path) -> set[int]:
     if not Path(path).exists():
         return set()
     with h5py.File(path, "r") as file:
-        return set(file["run"][:].tolist()) | set(file["invalid_run"][:].tolist())
+        runs = np.concatenate([array(file, "run", path), array(file, "invalid_run", path)])
+        return set(runs.tolist())
 
 
 def append_chunk(
@@ -128,10 +131,10 @@ def append_chunk(
     """Append the valid rows and the invalid run indices of one chunk."""
     with h5py.File(path, "a") as file:
         for name, rows in (("theta", theta), ("x", x), ("run", runs), ("invalid_run", invalid)):
-            dataset = file[name]
-            start = dataset.shape[0]
-            dataset.resize(start + len(rows), axis=0)
-            dataset[start:] = rows
+            column = dataset(file, name, path)
+            start = column.shape[0]
+            column.resize(start + len(rows), axis=0)
+            column[start:] = rows
 
 
 def load_simulations(path: str | Path, num_simulations: int | None = None) -> Simulations:
@@ -147,15 +150,15 @@ def load_simulations(path: str | Path, num_simulations: int | None = None) -> Si
     with h5py.File(path, "r") as file:
         if file.attrs.get("format") != FORMAT:
             raise ValueError(f"{path} is not a PPX simulation store")
-        runs = file["run"][:]
-        invalid = file["invalid_run"][:]
+        runs = array(file, "run", path)
+        invalid = array(file, "invalid_run", path)
         keep = np.argsort(runs, kind="stable")
         if num_simulations is not None:
             keep = keep[runs[keep] < num_simulations]
             invalid = invalid[invalid < num_simulations]
-        theta, x = file["theta"][:][keep], file["x"][:][keep]
-        layout = Layout.from_json(file.attrs["layout"])
-        prior: Any = pickle.loads(file["prior"][()].tobytes())
+        theta, x = array(file, "theta", path)[keep], array(file, "x", path)[keep]
+        layout = Layout.from_json(string_attribute(file, "layout", path))
+        prior: torch.distributions.Distribution = pickle.loads(array(file, "prior", path).tobytes())
     return Simulations(
         torch.from_numpy(theta), torch.from_numpy(x), layout, prior, runs[keep], len(invalid)
     )

@@ -16,18 +16,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import torch
 from torch import nn
 
+from ppx.engine.model import Model
+from ppx.engine.model_spec import ModelSpec
 from ppx.inference.sbi.embeddings import make_embedding
-from ppx.inference.sbi.layout import Layout
-from ppx.inference.sbi.posterior import AmortizedPosterior
+from ppx.inference.sbi.layout import Layout, Observation
+from ppx.inference.sbi.posterior import AmortizedPosterior, TrainingInfo
 from ppx.inference.sbi.simulate import simulate
 from ppx.inference.sbi.store import Simulations, load_simulations
-from ppx.model import Model
-from ppx.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from sbi.inference import NLE, NPE, NRE
+    from sbi.inference.posteriors.posterior_parameters import MCMCPosteriorParameters
+
+    from ppx.inference.sbi.posterior import SBIPosterior
+
+    #: sbi's trainers of the three methods.
+    Trainer: TypeAlias = NPE | NLE | NRE
 
 __all__ = ["METHODS", "MCMC_DEFAULTS", "resolve_device", "sequential", "train"]
 
@@ -97,16 +107,16 @@ def train(
     trainer = _trainer(
         method, prior, embedding, estimator, estimator_options, sims.layout, device, progress
     )
-    trainer.append_simulations(sims.theta, sims.x)
+    _append(trainer, sims, None)
     trainer.train(show_train_summary=False, **train_kwargs)
-    posterior = trainer.build_posterior(**_sampling(method, mcmc))
+    posterior = _posterior(trainer, method, mcmc)
     info = _info(method, len(sims), train_kwargs, trainer)
     return AmortizedPosterior(posterior, sims.layout, prior, method, info)
 
 
 def sequential(
     model: Model | ModelSpec,
-    x_o: Any,
+    x_o: Observation,
     *,
     rounds: int = 2,
     simulations_per_round: int = 1000,
@@ -118,7 +128,7 @@ def sequential(
     estimator: str | None = None,
     device: str = "auto",
     mcmc: Mapping[str, Any] | None = None,
-    workers: int | Any = None,
+    workers: int | Client | None = None,
     seed: int = 0,
     progress: bool = False,
     **train_kwargs: Any,
@@ -148,22 +158,26 @@ def sequential(
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     torch.manual_seed(seed)
-    proposal, trainer, layout, posterior = None, None, None, None
+    posterior: SBIPosterior | None = None
+    trainer: Trainer | None = None
+    layout: Layout | None = None
     for round_index in range(rounds):
+        proposal = None if posterior is None else _Proposal(posterior, progress)
         sims = simulate(
             model, parameters, data, simulations_per_round, proposal=proposal, prior=prior,
             workers=workers, seed=seed + round_index, progress=progress,
         )  # fmt: skip
-        layout, prior = sims.layout, sims.prior
+        layout, prior = sims.layout, _prior_of(sims)
         if trainer is None:
             chosen = estimator or ("mdn" if method == "NPE" else None)
             trainer = _trainer(method, prior, embedding, chosen, None, layout, device, progress)
-        extra = {"proposal": posterior} if method == "NPE" and posterior is not None else {}
-        trainer.append_simulations(sims.theta, sims.x, **extra)
+        _append(trainer, sims, posterior)
         trainer.train(show_train_summary=False, **train_kwargs)
-        x = layout.observation(x_o).unsqueeze(0)
-        posterior = trainer.build_posterior(**_sampling(method, mcmc)).set_default_x(x)
-        proposal = _Proposal(posterior, progress)
+        fitted = _posterior(trainer, method, mcmc)
+        fitted.set_default_x(sims.layout.observation(x_o).unsqueeze(0))
+        posterior = fitted
+    if posterior is None or trainer is None or layout is None or prior is None:
+        raise AssertionError("unreachable: rounds >= 1")
     info = _info(method, rounds * simulations_per_round, train_kwargs, trainer)
     info.update(rounds=rounds, x_o=layout.observation(x_o).tolist())
     return AmortizedPosterior(posterior, layout, prior, method, info)
@@ -172,7 +186,7 @@ def sequential(
 class _Proposal:
     """A posterior at its default observation, drawn from without progress bars."""
 
-    def __init__(self, posterior: Any, progress: bool) -> None:
+    def __init__(self, posterior: SBIPosterior, progress: bool) -> None:
         self.posterior, self.progress = posterior, progress
 
     def sample(self, shape: tuple[int, ...]) -> torch.Tensor:
@@ -182,7 +196,9 @@ class _Proposal:
         return f"previous round's {type(self.posterior).__name__}"
 
 
-def _as_simulations(simulations: Any) -> Simulations:
+def _as_simulations(
+    simulations: Simulations | str | Path | tuple[torch.Tensor, torch.Tensor],
+) -> Simulations:
     if isinstance(simulations, Simulations):
         return simulations
     if isinstance(simulations, str | Path):
@@ -207,7 +223,7 @@ def _trainer(
     layout: Layout,
     device: str,
     progress: bool,
-) -> Any:
+) -> Trainer:
     """An sbi trainer (``NPE``, ``NLE`` or ``NRE``) with its network builder."""
     from sbi import inference
     from sbi.neural_nets import classifier_nn, likelihood_nn, posterior_nn
@@ -235,27 +251,57 @@ def _trainer(
     )
 
 
-def _sampling(method: str, mcmc: Mapping[str, Any] | None) -> dict[str, Any]:
+def _posterior(trainer: Trainer, method: str, mcmc: Mapping[str, Any] | None) -> SBIPosterior:
+    """The trainer's posterior: direct for NPE, sbi's MCMC (``mcmc`` settings) otherwise."""
+    from sbi.inference.posteriors.direct_posterior import DirectPosterior
+    from sbi.inference.posteriors.mcmc_posterior import MCMCPosterior
+
+    built = trainer.build_posterior(posterior_parameters=_sampling(method, mcmc))
+    if not isinstance(built, DirectPosterior | MCMCPosterior):
+        raise TypeError(f"sbi built a {type(built).__name__}: expected a direct or MCMC posterior")
+    return built
+
+
+def _append(trainer: Trainer, sims: Simulations, previous: SBIPosterior | None) -> None:
+    """Add a round's simulations; NPE also gets the posterior they were proposed from."""
+    from sbi.inference import NPE
+    from sbi.inference.posteriors.direct_posterior import DirectPosterior
+
+    if isinstance(trainer, NPE) and isinstance(previous, DirectPosterior):
+        trainer.append_simulations(sims.theta, sims.x, proposal=previous)
+    else:
+        trainer.append_simulations(sims.theta, sims.x)
+
+
+def _sampling(method: str, mcmc: Mapping[str, Any] | None) -> MCMCPosteriorParameters | None:
+    """sbi's MCMC settings for NLE and NRE posteriors (None: NPE samples directly)."""
     if method == "NPE":
-        return {}
+        return None
     from sbi.inference.posteriors.posterior_parameters import MCMCPosteriorParameters
 
     settings = {"method": "slice_np_vectorized", **MCMC_DEFAULTS, **(mcmc or {})}
-    return {"posterior_parameters": MCMCPosteriorParameters(**settings)}
+    return MCMCPosteriorParameters(**settings)
 
 
-def _info(method: str, num: int, train_kwargs: Mapping[str, Any], trainer: Any) -> dict[str, Any]:
+def _prior_of(sims: Simulations) -> torch.distributions.Distribution:
+    if sims.prior is None:
+        raise ValueError("simulations without a prior: pass prior=")
+    return sims.prior
+
+
+def _info(method: str, num: int, train_kwargs: Mapping[str, Any], trainer: Trainer) -> TrainingInfo:
     import sbi
 
     summary = getattr(trainer, "_summary", {})
     epochs = summary.get("epochs_trained", [])
-    return {
-        "sbi_version": sbi.__version__,
-        "num_simulations": num,
-        "train": {k: v for k, v in train_kwargs.items() if isinstance(v, int | float | str | bool)},
-        "epochs": [int(e) for e in epochs],
-        "method_class": type(trainer).__name__,
-    }
+    scalars = {k: v for k, v in train_kwargs.items() if isinstance(v, int | float | str | bool)}
+    return TrainingInfo(
+        sbi_version=sbi.__version__,
+        num_simulations=num,
+        train=scalars,
+        epochs=[int(e) for e in epochs],
+        method_class=type(trainer).__name__,
+    )
 
 
 class _NoTracker:
@@ -269,10 +315,10 @@ class _NoTracker:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Ignore metrics."""
 
-    def log_params(self, params: dict[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, object]) -> None:
         """Ignore parameters."""
 
-    def add_figure(self, name: str, figure: Any, step: int | None = None) -> None:
+    def add_figure(self, name: str, figure: object, step: int | None = None) -> None:
         """Ignore a figure."""
 
     def flush(self) -> None:

@@ -3,8 +3,9 @@
 Modules: :mod:`~ppx.simulators.pythia.engine` (the random engine and its sources),
 :mod:`~ppx.simulators.pythia.settings` (settings, presets, ``PythiaSettingsError``),
 :mod:`~ppx.simulators.pythia.simulator` (:class:`PythiaSimulator`),
-:mod:`~ppx.simulators.pythia.observables` (the observable registry) and
-:mod:`~ppx.simulators.pythia.decays` (the tau decay channel as a controlled latent).
+:mod:`~ppx.simulators.pythia.observables` (the observable registry),
+:mod:`~ppx.simulators.pythia.decays` (the tau decay channel as a controlled latent) and
+:mod:`~ppx.simulators.pythia.options` (the command line).
 
 Needs ``pythia8mc`` (GPL-2.0-or-later, optional): ``pip install 'ppx-engine[pythia]'``.
 Serve it with ``python -m ppx.simulators.pythia --preset ee_z_tautau --address ADDR``.
@@ -19,8 +20,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "ppx.simulators.pythia needs pythia8mc: pip install 'ppx-engine[pythia]'"
     ) from error
 
-from ppx.simulators.pythia.decays import TauChannelHandler, tau_channels
-from ppx.simulators.pythia.engine import (
+from .decays import TauChannelHandler, tau_channels
+from .engine import (
     ArraySource,
     NativeRecorder,
     PPXSource,
@@ -28,9 +29,10 @@ from ppx.simulators.pythia.engine import (
     RecordingSource,
     regenerate,
 )
-from ppx.simulators.pythia.observables import OBSERVABLES, final_state
-from ppx.simulators.pythia.settings import PRESETS, PythiaSettingsError, build_pythia
-from ppx.simulators.pythia.simulator import PythiaSimulator
+from .observables import OBSERVABLES, final_state
+from .options import add_arguments, from_arguments
+from .settings import PRESETS, PythiaSettingsError, build_pythia
+from .simulator import PythiaSimulator
 
 __all__ = [
     "OBSERVABLES",
@@ -43,8 +45,10 @@ __all__ = [
     "PythiaSimulator",
     "RecordingSource",
     "TauChannelHandler",
+    "add_arguments",
     "build_pythia",
     "final_state",
+    "from_arguments",
     "regenerate",
     "tau_channels",
 ]

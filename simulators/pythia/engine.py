@@ -36,7 +36,7 @@ import pythia8mc
 import torch
 
 import ppx
-from ppx.runtime import current_handlers
+from ppx.effects import current_handlers
 
 __all__ = [
     "DEFAULT_INIT_SEED",
@@ -99,7 +99,7 @@ class PythiaEngine(pythia8mc.RndmEngine):
         """The next uniform in (0, 1): Pythia calls this for every random number."""
         try:
             return self._draw()
-        except BaseException as error:  # noqa: BLE001 - re-raised by raise_pending
+        except BaseException as error:  # re-raised by raise_pending
             self._error = error
             self._draw = self._init_rndm.flat
             return self._draw()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pythia8mc
 
-from ppx.simulators.pythia.engine import DEFAULT_INIT_SEED
+from .engine import DEFAULT_INIT_SEED
 
 __all__ = [
     "PRESETS",

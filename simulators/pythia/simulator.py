@@ -23,17 +23,18 @@ import pythia8mc
 import torch
 
 import ppx
-from ppx.simulators.calorimeter import Calorimeter, IncomingParticle
-from ppx.simulators.pythia.decays import TauChannelHandler, tau_channel_handler
-from ppx.simulators.pythia.engine import (
+
+from ..calorimeter import Calorimeter, IncomingParticle
+from .decays import TauChannelHandler, tau_channel_handler
+from .engine import (
     DEFAULT_INIT_SEED,
     MAX_SEED,
     NativeRecorder,
     PPXSource,
     PythiaEngine,
 )
-from ppx.simulators.pythia.observables import NEUTRINOS, final_state, make_observables
-from ppx.simulators.pythia.settings import (
+from .observables import NEUTRINOS, final_state, make_observables
+from .settings import (
     PythiaSettingsError,
     configure,
     describe,
@@ -134,9 +135,11 @@ class PythiaSimulator:
             _, count = self._native.next(1 + int(u * (MAX_SEED - 1)))
             ppx.tag(count, "pythia/flat_count")
             return self.pythia.event
+        engine = self.engine
+        assert engine is not None  # no native recorder: the engine feeds the flats
         for _ in range(MAX_TRIES):
             ok = self.pythia.next()
-            self.engine.raise_pending()
+            engine.raise_pending()
             if ok:
                 return self.pythia.event
         raise RuntimeError(f"Pythia failed {MAX_TRIES} events in a row")

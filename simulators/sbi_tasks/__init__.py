@@ -20,7 +20,8 @@ with), a vectorised :meth:`Task.simulate`, and sbibm's ten observations, true
 parameters and reference posterior samples (downloaded once from PyPI, see
 :mod:`ppx.simulators.sbi_tasks._reference`). :func:`c2st` is sbibm's metric.
 
-Serve one with ``python -m ppx.simulators.sbi_tasks --task two_moons --address ADDR``.
+Serve one with ``python -m ppx.simulators.sbi_tasks --task two_moons --address ADDR``
+(:mod:`~ppx.simulators.sbi_tasks.options`); :func:`get_task` builds one by name.
 
 Example:
     >>> task = get_task("two_moons")
@@ -40,36 +41,26 @@ from ._task import NUM_OBSERVATIONS, Task
 from .gaussian_linear import GaussianLinear
 from .lotka_volterra import LotkaVolterra
 from .metrics import c2st
+from .options import add_arguments, from_arguments
 from .sir import SIR
 from .slcp import SLCP
+from .tasks import TASKS, get_task
 from .two_moons import TwoMoons
 
 __all__ = [
     "CACHE_ENV",
     "NUM_OBSERVATIONS",
+    "SIR",
+    "SLCP",
     "TASKS",
+    "GaussianLinear",
+    "LotkaVolterra",
     "ReferenceDataUnavailable",
     "Task",
+    "TwoMoons",
+    "add_arguments",
     "c2st",
     "fetch_reference_files",
+    "from_arguments",
     "get_task",
 ]
-
-_CLASSES: dict[str, type[Task]] = {
-    cls.name: cls for cls in (GaussianLinear, TwoMoons, SLCP, SIR, LotkaVolterra)
-}
-
-#: The task names, in the order of the table above.
-TASKS: tuple[str, ...] = tuple(_CLASSES)
-
-
-def get_task(name: str) -> Task:
-    """A fresh task by sbibm's name.
-
-    Raises:
-        ValueError: Unknown name (the message lists :data:`TASKS`).
-    """
-    try:
-        return _CLASSES[name]()
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}: use one of {', '.join(TASKS)}") from None

@@ -8,12 +8,11 @@ where the absolute tolerance dominates (in sbibm's solver too).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 from scipy.integrate import odeint
 
-__all__ = ["solve", "solve_one"]
+__all__ = ["Derivative", "Rhs", "solve", "solve_one"]
 
 # Dormand-Prince 5(4) Butcher tableau (the nodes are not needed: the systems are
 # autonomous): stage weights, 5th-order weights, and the difference between the 5th- and
@@ -39,10 +38,13 @@ _E = np.array(
     ]
 )
 
+#: The derivative of one state component: a scalar, or an array over a batch.
+Derivative = float | np.ndarray
+
 #: ``rhs(y, p)``: the (time-independent) derivatives of the state components
 #: ``y[0], y[1], ..`` given the parameters ``p[0], p[1], ..`` (scalars, or arrays over a
 #: batch), as a sequence.
-Rhs = Callable[[np.ndarray, np.ndarray], Sequence[Any]]
+Rhs = Callable[[np.ndarray, np.ndarray], Sequence[Derivative]]
 
 
 def solve_one(

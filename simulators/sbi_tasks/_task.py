@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -13,7 +15,7 @@ import ppx
 
 from ._reference import load_reference
 
-__all__ = ["NUM_OBSERVATIONS", "Task"]
+__all__ = ["NUM_OBSERVATIONS", "NoisyMeanTask", "Task"]
 
 #: sbibm ships ten observations per task, numbered 1 .. 10.
 NUM_OBSERVATIONS: int = 10
@@ -25,6 +27,9 @@ class Task(ABC):
     The PPX program (:meth:`model`) draws the parameters once, as the vector
     ``theta``, then the simulator's own noise (``control=False``), and names the data
     ``x``; :meth:`simulate` is the same model vectorised over a batch of parameters.
+    A concrete task names itself and its sizes in its class statement::
+
+        class TwoMoons(Task, name="two_moons", dim_parameters=2, dim_data=2): ...
 
     Attributes:
         name: sbibm's name of the task.
@@ -42,13 +47,35 @@ class Task(ABC):
     parameters: ClassVar[tuple[str, ...]] = ("theta",)
     data: ClassVar[tuple[str, ...]] = ("x",)
 
+    def __init_subclass__(
+        cls,
+        *,
+        name: str | None = None,
+        dim_parameters: int | None = None,
+        dim_data: int | None = None,
+        **kwargs: object,
+    ) -> None:
+        """Set a concrete task's ``name``, ``dim_parameters`` and ``dim_data``."""
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+        if dim_parameters is not None:
+            cls.dim_parameters = dim_parameters
+        if dim_data is not None:
+            cls.dim_data = dim_data
+
     def __init__(self) -> None:
-        self.prior: Distribution = Independent(self._prior_factors(), 1)
+        self.prior: Independent = Independent(self._prior_factors(), 1)
 
     @abstractmethod
     def _prior_factors(self) -> Distribution:
         """The prior as independent factors: a PPX-encodable distribution of batch shape
         ``[dim_parameters]``."""
+
+    def _independent(self, factor: Callable[..., Distribution], *params: float) -> Distribution:
+        """``dim_parameters`` independent ``factor(*params)``: e.g. a box prior."""
+        ones = torch.ones(self.dim_parameters)
+        return factor(*(p * ones for p in params), validate_args=False)
 
     @abstractmethod
     def _program(self, theta: Tensor) -> Tensor:
@@ -106,6 +133,40 @@ class Task(ABC):
     def __repr__(self) -> str:
         dims = f"dim_parameters={self.dim_parameters}, dim_data={self.dim_data}"
         return f"{type(self).__name__}({dims})"
+
+
+class NoisyMeanTask(Task):
+    """A task whose data ``x`` are noise around a computed mean that may fail (NaN).
+
+    A failed mean (the ODE solver gave up) is returned and tagged ``x`` as it is, with
+    no draw, as sbibm returns NaN data.
+    """
+
+    @abstractmethod
+    def _mean(self, theta: Tensor) -> Tensor:
+        """The mean ``(dim_data,)`` of one run's data (NaN where it failed)."""
+
+    @abstractmethod
+    def _means(self, theta: Tensor) -> Tensor:
+        """The means ``(n, dim_data)`` of a batch ``(n, dim_parameters)`` (vectorised)."""
+
+    @abstractmethod
+    def _noise(self, mean: Tensor) -> Distribution:
+        """The distribution of the data around ``mean``."""
+
+    def _program(self, theta: Tensor) -> Tensor:
+        mean = self._mean(theta)
+        if mean.isnan().any():
+            ppx.tag(mean, name="x")
+            return mean
+        return ppx.sample(self._noise(mean), name="x")
+
+    def simulate(self, theta: Tensor) -> Tensor:
+        mean = self._means(self._check_theta(theta))
+        ok = ~mean.isnan().any(dim=1)
+        x = torch.full_like(mean, math.nan)
+        x[ok] = self._noise(mean[ok]).sample()
+        return x
 
 
 def _check_number(k: int) -> int:

@@ -37,16 +37,11 @@ _NOISE_VARIANCE = 0.1
 _FIRST_SEED = 1_000_000
 
 
-class GaussianLinear(Task):
+class GaussianLinear(Task, name="gaussian_linear", dim_parameters=10, dim_data=10):
     """Gaussian Linear: ``theta ~ N(0, 0.1 I)``, ``x ~ N(theta, 0.1 I)`` in 10 dimensions."""
 
-    name = "gaussian_linear"
-    dim_parameters = 10
-    dim_data = 10
-
     def _prior_factors(self) -> Distribution:
-        zeros = torch.zeros(self.dim_parameters)
-        return Normal(zeros, zeros + math.sqrt(_PRIOR_VARIANCE), validate_args=False)
+        return self._independent(Normal, 0.0, math.sqrt(_PRIOR_VARIANCE))
 
     def _noise(self, theta: Tensor) -> Normal:
         return Normal(theta, math.sqrt(_NOISE_VARIANCE), validate_args=False)

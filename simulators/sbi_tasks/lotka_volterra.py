@@ -22,18 +22,13 @@ References:
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, LogNormal
 
-import ppx
-
-from ._ode import solve, solve_one
-from ._task import Task
+from ._ode import Derivative, solve, solve_one
+from ._task import NoisyMeanTask
 
 __all__ = ["LotkaVolterra"]
 
@@ -42,34 +37,27 @@ _TIMES = 2.1 * np.arange(10)
 _NOISE_SCALE = 0.1
 
 
-class LotkaVolterra(Task):
+class LotkaVolterra(
+    NoisyMeanTask, name="lotka_volterra", dim_parameters=4, dim_data=2 * len(_TIMES)
+):
     """Lotka-Volterra: four rates from ten noisy prey and predator counts each."""
-
-    name = "lotka_volterra"
-    dim_parameters = 4
-    dim_data = 2 * len(_TIMES)
 
     def _prior_factors(self) -> Distribution:
         loc = torch.tensor([-0.125, -3.0, -0.125, -3.0])
         return LogNormal(loc, torch.full((4,), 0.5), validate_args=False)
 
-    def _program(self, theta: Tensor) -> Tensor:
+    def _mean(self, theta: Tensor) -> Tensor:
         u = solve_one(_rhs, _INITIAL, theta.double().numpy(), _TIMES)
-        log_u = _to_log(torch.from_numpy(u)[None])[0]
-        if log_u.isnan().any():
-            ppx.tag(log_u, name="x")
-            return log_u
-        return ppx.sample(LogNormal(log_u, _NOISE_SCALE, validate_args=False), name="x")
+        return _to_log(torch.from_numpy(u)[None])[0]
 
-    def simulate(self, theta: Tensor) -> Tensor:
-        log_u = _log_populations(self._check_theta(theta))
-        ok = ~log_u.isnan().any(dim=1)
-        x = torch.full_like(log_u, math.nan)
-        x[ok] = LogNormal(log_u[ok], _NOISE_SCALE, validate_args=False).sample()
-        return x
+    def _means(self, theta: Tensor) -> Tensor:
+        return _log_populations(theta)
+
+    def _noise(self, mean: Tensor) -> Distribution:
+        return LogNormal(mean, _NOISE_SCALE, validate_args=False)
 
 
-def _rhs(y: np.ndarray, p: np.ndarray) -> tuple[Any, Any]:
+def _rhs(y: np.ndarray, p: np.ndarray) -> tuple[Derivative, Derivative]:
     """The Lotka-Volterra equations: ``(dX, dY)`` for ``y = (X, Y)``, ``p = theta``."""
     encounters = y[0] * y[1]
     return p[0] * y[0] - p[1] * encounters, -p[2] * y[1] + p[3] * encounters

@@ -21,17 +21,14 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.distributions import Binomial, Distribution, LogNormal
 
-import ppx
-
-from ._ode import solve, solve_one
-from ._task import Task
+from ._ode import Derivative, solve, solve_one
+from ._task import NoisyMeanTask
 
 __all__ = ["SIR"]
 
@@ -41,34 +38,25 @@ _DAYS = np.arange(0.0, 160.0, 17.0)
 _TOTAL_COUNT = 1000
 
 
-class SIR(Task):
+class SIR(NoisyMeanTask, name="sir", dim_parameters=2, dim_data=len(_DAYS)):
     """SIR: contact rate ``beta`` and recovery rate ``gamma`` from ten noisy prevalences."""
-
-    name = "sir"
-    dim_parameters = 2
-    dim_data = len(_DAYS)
 
     def _prior_factors(self) -> Distribution:
         loc = torch.tensor([math.log(0.4), math.log(0.125)])
         return LogNormal(loc, torch.tensor([0.5, 0.2]), validate_args=False)
 
-    def _program(self, theta: Tensor) -> Tensor:
+    def _mean(self, theta: Tensor) -> Tensor:
         infected = solve_one(_rhs, _INITIAL, theta.double().numpy(), _DAYS)[:, 1]
-        probs = _to_probs(torch.from_numpy(infected))
-        if probs.isnan().any():
-            ppx.tag(probs, name="x")
-            return probs
-        return ppx.sample(Binomial(_TOTAL_COUNT, probs, validate_args=False), name="x")
+        return _to_probs(torch.from_numpy(infected))
 
-    def simulate(self, theta: Tensor) -> Tensor:
-        probs = _prevalence(self._check_theta(theta))
-        ok = ~probs.isnan().any(dim=1)
-        x = torch.full_like(probs, math.nan)
-        x[ok] = Binomial(_TOTAL_COUNT, probs[ok], validate_args=False).sample()
-        return x
+    def _means(self, theta: Tensor) -> Tensor:
+        return _prevalence(theta)
+
+    def _noise(self, mean: Tensor) -> Distribution:
+        return Binomial(_TOTAL_COUNT, mean, validate_args=False)
 
 
-def _rhs(y: np.ndarray, p: np.ndarray) -> tuple[Any, Any, Any]:
+def _rhs(y: np.ndarray, p: np.ndarray) -> tuple[Derivative, Derivative, Derivative]:
     """The SIR equations: ``(dS, dI, dR)`` for ``y = (S, I, R)``, ``p = (beta, gamma)``."""
     infections = p[0] * y[0] * y[1] / _POPULATION
     recoveries = p[1] * y[1]

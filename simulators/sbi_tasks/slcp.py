@@ -31,16 +31,11 @@ _NUM_POINTS = 4
 _JITTER = 1e-6
 
 
-class SLCP(Task):
+class SLCP(Task, name="slcp", dim_parameters=5, dim_data=2 * _NUM_POINTS):
     """SLCP: four 2-d Gaussian points whose mean and covariance are set by ``theta``."""
 
-    name = "slcp"
-    dim_parameters = 5
-    dim_data = 2 * _NUM_POINTS
-
     def _prior_factors(self) -> Distribution:
-        ones = torch.ones(self.dim_parameters)
-        return Uniform(-3 * ones, 3 * ones, validate_args=False)
+        return self._independent(Uniform, -3.0, 3.0)
 
     def _program(self, theta: Tensor) -> Tensor:
         mean, scale_tril = _mean_scale_tril(theta[None])

@@ -36,16 +36,11 @@ _RADIUS = Normal(0.1, 0.01, validate_args=False)
 _OFFSET = 0.25
 
 
-class TwoMoons(Task):
+class TwoMoons(Task, name="two_moons", dim_parameters=2, dim_data=2):
     """Two Moons: ``x`` is a noisy half circle shifted by a folded rotation of ``theta``."""
 
-    name = "two_moons"
-    dim_parameters = 2
-    dim_data = 2
-
     def _prior_factors(self) -> Distribution:
-        ones = torch.ones(self.dim_parameters)
-        return Uniform(-ones, ones, validate_args=False)
+        return self._independent(Uniform, -1.0, 1.0)
 
     def _program(self, theta: Tensor) -> Tensor:
         a = ppx.sample(_ANGLE, name="a", control=False)

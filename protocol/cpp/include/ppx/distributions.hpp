@@ -1,4 +1,7 @@
 // The distributions PPX carries, as plain aggregates: ppx::Normal{0.0, 1.0}.
+// Those whose parameters are numbers are defined by PPX_SCALAR_DISTRIBUTION
+// (fields, value type, constraints); Categorical and MultivariateNormal, whose
+// parameters are vectors, are written out.
 //
 // Each one knows its wire table (write), its value type (double for the
 // continuous ones, std::int64_t for counts and categories, std::vector<double>
@@ -13,6 +16,7 @@
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ppx/wire.hpp"
@@ -129,43 +133,45 @@ inline bool all_real(const std::vector<double>& x) {
 /// A union member of the Distribution table, type-erased for Sample / Observe.
 using Written = flatbuffers::Offset<void>;
 
+/// Write the table of a distribution whose parameters are numbers: each as a
+/// scalar tensor, in field order, then the table itself with ``create``.
+template <class Create, class... Numbers>
+Written write_scalars(Builder& b, Create create, Numbers... numbers) {
+  // a braced list is evaluated left to right: the tensors are written in field order
+  const std::array<flatbuffers::Offset<wire::Tensor>, sizeof...(Numbers)> tensors{
+      write_scalar(b, numbers)...};
+  return std::apply([&](auto... offsets) { return create(b, offsets...).Union(); }, tensors);
+}
+
 }  // namespace detail
 
+/// Defines the distribution KIND whose parameters are the numbers ``...``
+/// (double fields, in the order of its table in ppx.fbs): its value type
+/// VALUE, the constraints CHECKS (calls chained on a detail::Constraints),
+/// and how it is written. KIND names its table and Distribution union member.
+#define PPX_SCALAR_DISTRIBUTION(KIND, VALUE, CHECKS, ...)                  \
+  struct KIND {                                                           \
+    double __VA_ARGS__;                                                   \
+    using value_type = VALUE;                                             \
+    static constexpr const char* kind = #KIND;                            \
+    static constexpr wire::Distribution type = wire::Distribution::KIND;  \
+    detail::Constraints check() const {                                   \
+      return std::move(detail::Constraints() CHECKS);                     \
+    }                                                                     \
+    detail::Written write(detail::Builder& b) const {                     \
+      return detail::write_scalars(b, wire::Create##KIND, __VA_ARGS__);   \
+    }                                                                     \
+  }
+
 /// Normal(mean, stddev): stddev > 0.
-struct Normal {
-  double mean;
-  double stddev;
-  using value_type = double;
-  static constexpr const char* kind = "Normal";
-  static constexpr wire::Distribution type = wire::Distribution::Normal;
-  detail::Constraints check() const {
-    return std::move(detail::Constraints().real("mean", mean).positive("stddev", stddev));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto m = detail::write_scalar(b, mean);
-    auto s = detail::write_scalar(b, stddev);
-    return wire::CreateNormal(b, m, s).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Normal, double, .real("mean", mean).positive("stddev", stddev), mean,
+                        stddev);
 
 /// Uniform(low, high): low < high.
-struct Uniform {
-  double low;
-  double high;
-  using value_type = double;
-  static constexpr const char* kind = "Uniform";
-  static constexpr wire::Distribution type = wire::Distribution::Uniform;
-  detail::Constraints check() const {
-    return std::move(
-        detail::Constraints().real("low", low).real("high", high).require(low < high,
-                                                                          "low must be < high"));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto lo = detail::write_scalar(b, low);
-    auto hi = detail::write_scalar(b, high);
-    return wire::CreateUniform(b, lo, hi).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Uniform, double,
+                        .real("low", low).real("high", high).require(low < high,
+                                                                     "low must be < high"),
+                        low, high);
 
 /// Categorical(probs) over 0 .. K-1: probs >= 0, summing to 1.
 struct Categorical {
@@ -184,139 +190,39 @@ struct Categorical {
 };
 
 /// Poisson(rate): rate >= 0.
-struct Poisson {
-  double rate;
-  using value_type = std::int64_t;
-  static constexpr const char* kind = "Poisson";
-  static constexpr wire::Distribution type = wire::Distribution::Poisson;
-  detail::Constraints check() const {
-    return std::move(detail::Constraints().nonnegative("rate", rate));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto r = detail::write_scalar(b, rate);
-    return wire::CreatePoisson(b, r).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Poisson, std::int64_t, .nonnegative("rate", rate), rate);
 
 /// Bernoulli(probs), values 0 and 1: probs in [0, 1].
-struct Bernoulli {
-  double probs;
-  using value_type = std::int64_t;
-  static constexpr const char* kind = "Bernoulli";
-  static constexpr wire::Distribution type = wire::Distribution::Bernoulli;
-  detail::Constraints check() const {
-    return std::move(detail::Constraints().probability("probs", probs));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto p = detail::write_scalar(b, probs);
-    return wire::CreateBernoulli(b, p).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Bernoulli, std::int64_t, .probability("probs", probs), probs);
 
 /// Beta(concentration1, concentration0): both > 0.
-struct Beta {
-  double concentration1;
-  double concentration0;
-  using value_type = double;
-  static constexpr const char* kind = "Beta";
-  static constexpr wire::Distribution type = wire::Distribution::Beta;
-  detail::Constraints check() const {
-    return std::move(detail::Constraints()
-                         .positive("concentration1", concentration1)
-                         .positive("concentration0", concentration0));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto c1 = detail::write_scalar(b, concentration1);
-    auto c0 = detail::write_scalar(b, concentration0);
-    return wire::CreateBeta(b, c1, c0).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Beta, double,
+                        .positive("concentration1", concentration1)
+                            .positive("concentration0", concentration0),
+                        concentration1, concentration0);
 
 /// Exponential(rate): rate > 0.
-struct Exponential {
-  double rate;
-  using value_type = double;
-  static constexpr const char* kind = "Exponential";
-  static constexpr wire::Distribution type = wire::Distribution::Exponential;
-  detail::Constraints check() const {
-    return std::move(detail::Constraints().positive("rate", rate));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto r = detail::write_scalar(b, rate);
-    return wire::CreateExponential(b, r).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Exponential, double, .positive("rate", rate), rate);
 
 /// Gamma(concentration, rate): both > 0.
-struct Gamma {
-  double concentration;
-  double rate;
-  using value_type = double;
-  static constexpr const char* kind = "Gamma";
-  static constexpr wire::Distribution type = wire::Distribution::Gamma;
-  detail::Constraints check() const {
-    return std::move(
-        detail::Constraints().positive("concentration", concentration).positive("rate", rate));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto c = detail::write_scalar(b, concentration);
-    auto r = detail::write_scalar(b, rate);
-    return wire::CreateGamma(b, c, r).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Gamma, double,
+                        .positive("concentration", concentration).positive("rate", rate),
+                        concentration, rate);
 
 /// LogNormal(loc, scale) of the underlying normal: scale > 0.
-struct LogNormal {
-  double loc;
-  double scale;
-  using value_type = double;
-  static constexpr const char* kind = "LogNormal";
-  static constexpr wire::Distribution type = wire::Distribution::LogNormal;
-  detail::Constraints check() const {
-    return std::move(detail::Constraints().real("loc", loc).positive("scale", scale));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto l = detail::write_scalar(b, loc);
-    auto s = detail::write_scalar(b, scale);
-    return wire::CreateLogNormal(b, l, s).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(LogNormal, double, .real("loc", loc).positive("scale", scale), loc, scale);
 
 /// Binomial(total_count, probs): total_count a non-negative integer, probs in [0, 1].
-struct Binomial {
-  double total_count;
-  double probs;
-  using value_type = std::int64_t;
-  static constexpr const char* kind = "Binomial";
-  static constexpr wire::Distribution type = wire::Distribution::Binomial;
-  detail::Constraints check() const {
-    return std::move(
-        detail::Constraints().count("total_count", total_count).probability("probs", probs));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto n = detail::write_scalar(b, total_count);
-    auto p = detail::write_scalar(b, probs);
-    return wire::CreateBinomial(b, n, p).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Binomial, std::int64_t,
+                        .count("total_count", total_count).probability("probs", probs),
+                        total_count, probs);
 
 /// Weibull(scale, concentration): both > 0.
-struct Weibull {
-  double scale;
-  double concentration;
-  using value_type = double;
-  static constexpr const char* kind = "Weibull";
-  static constexpr wire::Distribution type = wire::Distribution::Weibull;
-  detail::Constraints check() const {
-    return std::move(
-        detail::Constraints().positive("scale", scale).positive("concentration", concentration));
-  }
-  detail::Written write(detail::Builder& b) const {
-    auto s = detail::write_scalar(b, scale);
-    auto c = detail::write_scalar(b, concentration);
-    return wire::CreateWeibull(b, s, c).Union();
-  }
-};
+PPX_SCALAR_DISTRIBUTION(Weibull, double,
+                        .positive("scale", scale).positive("concentration", concentration),
+                        scale, concentration);
+
+#undef PPX_SCALAR_DISTRIBUTION
 
 /// MultivariateNormal(mean, covariance), covariance row-major d x d, symmetric
 /// positive definite. A PPX extension: only engines that announced the

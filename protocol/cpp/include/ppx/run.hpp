@@ -64,13 +64,10 @@ class Run {
   template <class D>
   typename D::value_type sample(const D& dist, std::string_view name, bool control,
                                 std::string address) {
-    begin(dist, std::move(address));
+    const Site site = start_draw(dist, name, std::move(address));
     Builder& b = channel_.builder;
-    b.Clear();
-    auto a = b.CreateString(last_address);
-    auto n = b.CreateString(name.data(), name.size());
-    auto d = dist.write(b);
-    finish(b, wire::MessageBody::Sample, wire::CreateSample(b, a, n, D::type, d, control));
+    finish(b, wire::MessageBody::Sample,
+           wire::CreateSample(b, site.address, site.name, D::type, site.dist, control));
     const wire::Tensor* result =
         exchange(wire::MessageBody::SampleResult)->body_as_SampleResult()->result();
     const auto* data = result != nullptr ? result->data() : nullptr;
@@ -90,14 +87,11 @@ class Run {
 
   template <class D>
   void observe(const D& dist, const Tensor& value, std::string_view name, std::string address) {
-    begin(dist, std::move(address));
+    const Site site = start_draw(dist, name, std::move(address));
     Builder& b = channel_.builder;
-    b.Clear();
-    auto a = b.CreateString(last_address);
-    auto n = b.CreateString(name.data(), name.size());
-    auto d = dist.write(b);
     auto v = write_tensor(b, value);
-    finish(b, wire::MessageBody::Observe, wire::CreateObserve(b, a, n, D::type, d, v));
+    finish(b, wire::MessageBody::Observe,
+           wire::CreateObserve(b, site.address, site.name, D::type, site.dist, v));
     exchange(wire::MessageBody::ObserveResult);
   }
 
@@ -114,6 +108,25 @@ class Run {
   }
 
  private:
+  /// The fields a Sample and an Observe share, already written.
+  struct Site {
+    flatbuffers::Offset<flatbuffers::String> address;
+    flatbuffers::Offset<flatbuffers::String> name;
+    Written dist;
+  };
+
+  /// Check ``dist`` (see begin), clear the builder and write the draw's
+  /// address, name and distribution, in that order.
+  template <class D>
+  Site start_draw(const D& dist, std::string_view name, std::string address) {
+    begin(dist, std::move(address));
+    Builder& b = channel_.builder;
+    b.Clear();
+    auto a = b.CreateString(last_address);
+    auto n = b.CreateString(name.data(), name.size());
+    return {a, n, dist.write(b)};
+  }
+
   /// Refuse what the engine must not receive, before anything is sent.
   template <class D>
   void begin(const D& dist, std::string address) {

@@ -1,0 +1,58 @@
+"""Statistics of weighted samples and of MCMC chains, on numpy arrays."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+__all__ = ["chain_rows", "logsumexp", "weighted_quantile"]
+
+
+def logsumexp(values: np.ndarray) -> float:
+    """log(sum(exp(values))), stable (via ``torch.logsumexp``)."""
+    return float(torch.logsumexp(torch.from_numpy(np.asarray(values, dtype=np.float64)), 0))
+
+
+def weighted_quantile(columns: np.ndarray, weights: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Inverse weighted CDF of each column of ``columns`` at the probabilities ``q``.
+
+    The smallest value ``x`` of a column with ``sum(weights[column <= x]) >= q``
+    (ties of ``q`` with the CDF resolved to within 1e-12): numpy's
+    ``'inverted_cdf'`` quantile, with weights.
+
+    Arguments:
+        columns: ``(n, k)`` values.
+        weights: ``(n,)`` positive weights.
+        q: ``(m,)`` probabilities in [0, 1].
+
+    Returns:
+        An ``(m, k)`` array.
+    """
+    result = np.empty((len(q), columns.shape[1]))
+    for j, column in enumerate(columns.T):
+        order = np.argsort(column, kind="stable")
+        cdf = np.cumsum(weights[order])
+        index = np.searchsorted(cdf / cdf[-1], q - 1e-12, side="left")
+        result[:, j] = column[order][np.minimum(index, len(column) - 1)]
+    return result
+
+
+def chain_rows(chain: np.ndarray) -> np.ndarray:
+    """Record indices as a ``(chains, draws)`` array, in record order within each chain.
+
+    Chains of unequal length are cut to the shortest, with a warning.
+
+    Arguments:
+        chain: the chain id of each record.
+    """
+    ids = np.unique(chain)
+    rows = [np.flatnonzero(chain == i) for i in ids]
+    length = min(len(r) for r in rows)
+    if any(len(r) != length for r in rows):
+        lengths = {int(i): len(r) for i, r in zip(ids, rows, strict=True)}
+        warnings.warn(
+            f"chains of unequal length {lengths}: each cut to {length} draws", stacklevel=3
+        )
+    return np.stack([r[:length] for r in rows])

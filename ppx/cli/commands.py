@@ -1,0 +1,190 @@
+"""The top-level ``ppx`` commands: ``serve``, ``prior``, ``infer`` and ``plot``."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ppx.cli import report
+from ppx.cli.common import (
+    AddressOption,
+    SeedOption,
+    SimulatorOption,
+    TimeoutOption,
+    console,
+    dask_client,
+    load_simulator,
+    model_spec,
+    parse_observations,
+    released,
+    seed_engine,
+    simulators_help,
+)
+from ppx.simulators import registry
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="PPX: any simulator as a probabilistic program, over a cross-language protocol.\n\n"
+    f"Simulators: {', '.join(registry.names())}; ppx serve --help describes them. Give one "
+    'as ppx serve NAME \\[options], or --simulator "NAME \\[options]" to the other commands.',
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog="Simulators:\n\n" + simulators_help(),
+)
+def serve(
+    context: typer.Context,
+    simulator: Annotated[
+        str, typer.Argument(help="a simulator NAME (below) or module:function", show_default=False)
+    ],
+    address: AddressOption = None,
+    allow_remote: Annotated[bool, typer.Option(help="allow binding beyond loopback")] = False,
+) -> None:
+    """Serve a simulator over PPX until interrupted; options after NAME go to the simulator."""
+    import shlex
+
+    import ppx
+
+    spec = shlex.join([simulator, *context.args])
+    fn, name = load_simulator(spec)
+    try:
+        ppx.serve(
+            fn, address or f"ipc:///tmp/ppx-{name}", model_name=name, allow_remote=allow_remote
+        )
+    except ValueError as error:  # a refused or malformed bind address
+        raise typer.BadParameter(str(error), param_hint="--address") from None
+
+
+@app.command()
+def prior(
+    simulator: SimulatorOption = None,
+    address: AddressOption = None,
+    num_traces: Annotated[int, typer.Option("--num-traces", "-n", min=1)] = 1000,
+    out: Annotated[Path | None, typer.Option(help="write the traces to this HDF5 file")] = None,
+    timeout: TimeoutOption = 30.0,
+    seed: SeedOption = None,
+) -> None:
+    """Run the simulator under its prior and summarise its latents."""
+    seed_engine(seed)
+    from tqdm import tqdm
+
+    with model_spec(simulator, address, timeout).build() as model:
+        started = time.perf_counter()
+        traces = [model.run() for _ in tqdm(range(num_traces), desc=f"prior {model.name}")]
+        elapsed = time.perf_counter() - started
+        name = model.name
+    rate = num_traces / elapsed
+    table = Table(title=f"prior of {name}: {num_traces} traces, {rate:.0f} traces/s")
+    for column in ("latent", "mean", "std", "min", "max"):
+        table.add_column(column, justify="left" if column == "latent" else "right")
+    for key in report.latent_names(traces):
+        values = np.array([float(t[key]) for t in traces])
+        table.add_row(key, *(f"{f(values):.4g}" for f in (np.mean, np.std, np.min, np.max)))
+    console.print(table)
+    if out is not None:
+        from ppx.inference.hdf5 import save_traces
+
+        save_traces(out, traces, name)
+        console.print(f"wrote {num_traces} traces to {out}")
+
+
+class Engine(str, Enum):
+    """Inference engines of ``ppx infer``."""
+
+    IS = "is"
+    RMH = "rmh"
+
+
+@app.command()
+def infer(
+    simulator: SimulatorOption = None,
+    address: AddressOption = None,
+    observe: Annotated[
+        list[str] | None,
+        typer.Option("--observe", "-o", help="observed value, name=value (repeat)"),
+    ] = None,
+    engine: Annotated[Engine, typer.Option(help="importance sampling or RMH MCMC")] = Engine.IS,
+    num_traces: Annotated[
+        int, typer.Option("--num-traces", "-n", min=1, help="traces (IS) or samples per chain")
+    ] = 5000,
+    chains: Annotated[int, typer.Option(min=1, help="RMH chains (run on Dask when > 1)")] = 1,
+    burn_in: Annotated[int | None, typer.Option(help="RMH steps discarded per chain")] = None,
+    thin: Annotated[int, typer.Option(min=1, help="keep every n-th RMH step")] = 1,
+    proposal: Annotated[str, typer.Option(help="RMH proposal: prior or random_walk")] = "prior",
+    out: Annotated[Path | None, typer.Option(help="save the posterior (HDF5)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="join this Dask scheduler")] = None,
+    workers: Annotated[int | None, typer.Option(help="local Dask workers")] = None,
+    hpc: Annotated[str | None, typer.Option(help="run chains as slurm or pbs jobs")] = None,
+    hpc_jobs: Annotated[int, typer.Option(help="batch jobs to submit with --hpc")] = 1,
+    timeout: TimeoutOption = 30.0,
+    seed: SeedOption = None,
+) -> None:
+    """Posterior of latents given observations, by importance sampling or RMH MCMC.
+
+    Runs here by default; on Dask with --chains > 1 (RMH), --workers, --scheduler or --hpc.
+    """
+    from ppx.inference import importance_sampling, rmh
+
+    data = parse_observations(observe or [])
+    if proposal not in ("prior", "random_walk"):
+        raise typer.BadParameter(f"--proposal must be prior or random_walk, not {proposal!r}")
+    spec = model_spec(simulator, address, timeout)
+    name = simulator or address or "?"
+    on_dask = (engine is Engine.RMH and chains > 1) or bool(workers or scheduler or hpc)
+    with dask_client(on_dask, scheduler, workers, hpc, hpc_jobs) as client, released(spec):
+        if engine is Engine.IS:
+            seed_engine(seed)
+            posterior = importance_sampling(
+                spec, data, num_traces, client=client, seed=seed or 0, progress=True
+            )
+            report.print_weighted(console, posterior, name, data)
+        else:
+            posterior = rmh(
+                spec,
+                data,
+                num_traces,
+                chains=chains,
+                burn_in=burn_in,
+                thin=thin,
+                proposal=proposal,
+                seed=seed or 0,
+                client=client,
+                out=out,
+                progress=True,
+            )
+            report.print_chains(console, posterior, name, data)
+    if out is not None:
+        if engine is Engine.IS:
+            posterior.save(out)
+        console.print(f"posterior saved to {out}; plot it with: ppx plot {out}")
+
+
+@app.command()
+def plot(
+    posterior_file: Annotated[Path, typer.Argument(help="a posterior saved by ppx infer --out")],
+    out: Annotated[Path | None, typer.Option(help="folder for the PNG files")] = None,
+    names: Annotated[
+        list[str] | None, typer.Option("--name", help="latents to plot (repeat)")
+    ] = None,
+) -> None:
+    """Trace and corner plots of a saved posterior (PNG files)."""
+    from ppx.inference import Empirical
+
+    try:
+        posterior = Empirical.load(posterior_file)
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="POSTERIOR_FILE") from None
+    folder = out or posterior_file.parent
+    for path in report.plot(posterior, folder, posterior_file.stem, names or None):
+        console.print(f"wrote {path}")

@@ -1,0 +1,157 @@
+"""What the ``ppx`` commands share: options, simulator recipes, observations, Dask clients.
+
+A simulator is given one way in every command: ``--simulator "NAME [options]"``
+(a simulator of :mod:`ppx.simulators.registry`, with its own options, or
+``package.module:function``), which PPX starts as a subprocess served over
+PPX, or ``--address ADDR`` of one already serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from ppx.engine.model_spec import ModelSpec
+from ppx.simulators import registry
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = [
+    "AddressOption",
+    "SeedOption",
+    "SimulatorOption",
+    "TimeoutOption",
+    "console",
+    "dask_client",
+    "load_simulator",
+    "model_spec",
+    "parse_observations",
+    "released",
+    "seed_engine",
+    "simulators_help",
+]
+
+console = Console()
+
+
+def simulators_help() -> str:
+    """One line per registered simulator, for ``--help`` texts."""
+    return "\n\n".join(f"{name}: {registry.entry(name).summary}" for name in registry.names())
+
+
+SimulatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--simulator",
+        "-s",
+        help=f'"NAME \\[options]" ({", ".join(registry.names())}) or module:function; '
+        "started and served over PPX",
+    ),
+]
+AddressOption = Annotated[
+    str | None, typer.Option("--address", "-a", help="address of a simulator already serving")
+]
+TimeoutOption = Annotated[
+    float, typer.Option(min=0.001, help="seconds to wait for each simulator reply")
+]
+SeedOption = Annotated[
+    int | None, typer.Option(help="seed the engine's random numbers (the engine draws every value)")
+]
+
+
+def _split(simulator: str) -> tuple[str, list[str]]:
+    words = shlex.split(simulator)
+    if not words:
+        raise typer.BadParameter("empty simulator name", param_hint="--simulator")
+    return words[0], words[1:]
+
+
+def load_simulator(simulator: str) -> tuple[Callable[[], object], str]:
+    """The function and model name of ``"NAME [options]"`` or ``module:function``."""
+    name, options = _split(simulator)
+    module_name, colon, attribute = name.partition(":")
+    if colon:
+        try:
+            fn = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as error:
+            raise typer.BadParameter(f"cannot load simulator {name!r}: {error}") from error
+        return fn, attribute
+    try:
+        return registry.build(name, options)
+    except (ValueError, ImportError) as error:
+        raise typer.BadParameter(str(error), param_hint="SIMULATOR") from None
+
+
+def model_spec(simulator: str | None, address: str | None, timeout: float) -> ModelSpec:
+    """A picklable recipe for the model: Dask workers build their own from it."""
+    if (simulator is None) == (address is None):
+        raise typer.BadParameter("give exactly one of --simulator NAME or --address ADDR")
+    if address is not None:
+        return ModelSpec("connect", address, {"timeout": timeout})
+    assert simulator is not None
+    name, options = _split(simulator)
+    if ":" in name:
+        load_simulator(simulator)  # fail here, not in the subprocess
+        argv = [sys.executable, "-m", "ppx.cli", "serve", simulator]
+    else:
+        try:
+            registry.parse_options(name, options)  # fail here, not in the subprocess
+        except (ValueError, ImportError) as error:
+            raise typer.BadParameter(str(error), param_hint="--simulator") from None
+        argv = registry.argv(name, options)
+    return ModelSpec("spawn", argv, {"timeout": timeout})
+
+
+@contextlib.contextmanager
+def released(spec: ModelSpec) -> Iterator[None]:
+    """Close the model this process built from ``spec``, whatever happens."""
+    try:
+        yield
+    finally:
+        spec.release()
+
+
+def seed_engine(seed: int | None) -> None:
+    """Seed torch (which makes every controlled draw) when a seed is given."""
+    if seed is not None:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def parse_observations(pairs: list[str]) -> dict[str, float | list[float]]:
+    """``["obs0=8", "img=[1,2]"]`` -> ``{"obs0": 8.0, "img": [1.0, 2.0]}``."""
+    observe: dict[str, float | list[float]] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--observe expects name=value, got {pair!r}")
+        try:
+            value = [float(v) for v in text.strip("[]").split(",")] if "," in text else float(text)
+        except ValueError as error:
+            raise typer.BadParameter(f"--observe {name}: {text!r} is not a number") from error
+        observe[name] = value
+    return observe
+
+
+@contextlib.contextmanager
+def dask_client(
+    wanted: bool, scheduler: str | None, workers: int | None, hpc: str | None, hpc_jobs: int
+) -> Iterator[Client | None]:
+    """A Dask client when the job runs on Dask (local, joined or HPC), else None."""
+    if not wanted:
+        yield None
+        return
+    from ppx.inference.cluster import open_client
+
+    local_workers = None if scheduler or hpc else workers
+    with open_client(scheduler, n_workers=local_workers, hpc=hpc, hpc_jobs=hpc_jobs) as client:
+        yield client

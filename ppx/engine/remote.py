@@ -1,0 +1,310 @@
+"""A simulator in another process, driven over PPX: :class:`RemoteModel`."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypedDict
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from torch import Tensor
+
+from ppx.engine.blocks import record_blocks, replay_blocks
+from ppx.engine.model import Model
+from ppx.engine.process import SimulatorProcess
+from ppx.engine.recorder import Recorder
+from ppx.errors import (
+    HandshakeError,
+    InvalidDistribution,
+    InvalidParameters,
+    ProtocolError,
+    SimulatorCrashed,
+    SimulatorError,
+    SimulatorTimeout,
+)
+from ppx.protocol import (
+    BATCHED_DRAWS,
+    CAPABILITIES,
+    PROTOCOL_VERSION,
+    Requester,
+    compatible,
+    decode,
+    encode,
+    negotiate,
+)
+from ppx.protocol import messages as m
+from ppx.trace import Trace
+
+__all__ = ["RemoteModel"]
+
+SYSTEM_NAME = "ppx (Python engine)"
+_CACHE_LIMIT = 4096
+
+
+class SpawnArguments(TypedDict):
+    """How :meth:`RemoteModel.spawn` started a simulator: enough to start it again."""
+
+    argv: list[str]
+    timeout: float | None
+    startup_timeout: float | None
+    retries: int
+    env: dict[str, str] | None
+    cwd: str | None
+    batched: bool
+
+
+class RemoteModel(Model):
+    """A PPX simulator served at ``address``, by PPX, pyprob_cpp or anything speaking PPX.
+
+    Arguments:
+        address: where the simulator serves (``ipc://...`` or ``tcp://...``).
+        timeout: seconds to wait for each reply before :class:`SimulatorTimeout`.
+        handshake_timeout: seconds to wait for the handshake (a starting simulator).
+        batched: use the ``batched_draws`` extension when the simulator offers
+            it (uncontrolled draws made locally and reported in bulk, known
+            values sent with the run); ``False`` forces a round trip per draw.
+
+    Example:
+        >>> with ppx.RemoteModel.spawn(["python", "-m", "ppx.simulators.gaussian"]) as model:
+        ...     trace = model.run()
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float | None = 30.0,
+        handshake_timeout: float | None = 60.0,
+        batched: bool = True,
+        _process: SimulatorProcess | None = None,
+        _retries: int = 0,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.handshake_timeout = handshake_timeout
+        self.batched = batched
+        self.process = _process
+        self.retries = _retries
+        self.name = address
+        self.spawn_arguments: SpawnArguments | None = None  # set by spawn(): how to respawn
+        self.peer_system = ""
+        self.capabilities: frozenset[str] = frozenset()
+        self._decoded: dict[bytes, m.Message] = {}
+        self._requester = Requester(address, alive=_process.alive if _process else None)
+        self._finalizer = weakref.finalize(self, _release, self._requester, _process)
+        try:
+            self._handshake()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def spawn(
+        cls,
+        argv: Sequence[str],
+        *,
+        address: str | None = None,
+        timeout: float | None = 30.0,
+        startup_timeout: float | None = 120.0,
+        retries: int = 1,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        batched: bool = True,
+    ) -> RemoteModel:
+        """Start ``argv`` as a simulator process and connect to it; the model owns it.
+
+        ``--address ADDRESS`` is appended to ``argv`` (or substituted for
+        ``{address}``); by default a private ipc path. A crashed or hung process
+        is restarted and the run retried up to ``retries`` times.
+        """
+        process = SimulatorProcess(argv, address, env, cwd)
+        try:
+            model = cls(
+                process.address,
+                timeout=timeout,
+                handshake_timeout=startup_timeout,
+                batched=batched,
+                _process=process,
+                _retries=retries,
+            )
+        except BaseException:
+            process.cleanup()
+            raise
+        model.spawn_arguments = SpawnArguments(
+            argv=list(argv),
+            timeout=timeout,
+            startup_timeout=startup_timeout,
+            retries=retries,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            batched=batched,
+        )
+        return model
+
+    # -- lifetime ---------------------------------------------------------------
+    def close(self) -> None:
+        """Close the socket and stop the owned process, if any."""
+        self._finalizer()
+
+    def restart(self) -> None:
+        """Restart the owned simulator process and handshake again."""
+        if self.process is None:
+            raise RuntimeError(f"cannot restart {self.name!r}: its process is not owned by PPX")
+        self.process.restart()
+        self._requester.reset()
+        self._handshake()
+
+    def record(self, recorder: Recorder) -> Trace:
+        """Execute the program once (see :meth:`Model.record`); restarts a crashed spawn.
+
+        A retried run starts from a fresh copy of ``recorder``'s settings, so
+        nothing of the failed attempt leaks into the returned trace.
+        """
+        for attempt in range(self.retries + 1):
+            attempt_recorder = recorder if attempt == 0 else recorder.fresh()
+            try:
+                return super().record(attempt_recorder)
+            except (SimulatorCrashed, SimulatorTimeout):
+                if self.process is None or attempt == self.retries:
+                    raise
+                self.restart()
+        raise AssertionError("unreachable")
+
+    # -- protocol ---------------------------------------------------------------
+    def _request(self, data: bytes, last_address: str, timeout: float | None) -> bytes:
+        self._requester.send(data)
+        reply = self._requester.recv(timeout)
+        if isinstance(reply, bytes):
+            return reply
+        self._requester.reset()
+        where = f"; last draw recorded at address {last_address!r}" if last_address else ""
+        if reply == "timeout":
+            raise SimulatorTimeout(
+                f"simulator {self.name!r} at {self.address} did not answer within "
+                f"{timeout} s{where}"
+            )
+        raise SimulatorCrashed(f"{reply}{where}")
+
+    def _handshake(self) -> None:
+        hello = m.Handshake(SYSTEM_NAME, PROTOCOL_VERSION, CAPABILITIES)
+        reply = decode(self._request(encode(hello), "", self.handshake_timeout))
+        if not isinstance(reply, m.HandshakeResult):
+            raise HandshakeError(
+                f"simulator at {self.address} answered the handshake with "
+                f"{type(reply).__name__}, not HandshakeResult"
+            )
+        theirs = reply.protocol_version
+        if not compatible(PROTOCOL_VERSION, theirs):
+            raise HandshakeError(
+                f"incompatible PPX versions: this engine speaks {PROTOCOL_VERSION}, "
+                f"simulator {reply.model_name!r} at {self.address} speaks {theirs}"
+            )
+        self.name = reply.model_name
+        self.peer_system = reply.system_name
+        self.capabilities = negotiate(CAPABILITIES, reply.capabilities)
+
+    def _decode(self, data: bytes, recorder: Recorder) -> m.Message:
+        message = self._decoded.get(data)
+        if message is not None:
+            return message
+        try:
+            message = decode(data)
+        except InvalidDistribution as error:
+            self._resync(recorder)
+            raise InvalidDistribution(f"simulator {self.name!r}: {error}") from None
+        except ProtocolError as error:
+            self._resync(recorder)
+            raise ProtocolError(f"from simulator {self.name!r}: {error}") from None
+        if isinstance(message, (m.Sample, m.Observe)) and not message.draws:
+            if len(self._decoded) >= _CACHE_LIMIT:
+                self._decoded.clear()
+            self._decoded[data] = message
+        return message
+
+    def _resync(self, recorder: Recorder) -> None:
+        """Tell the simulator to abandon the run (Reset) and wait for its ack."""
+        self._request(encode(m.Reset()), recorder.last_address, self.timeout)
+
+    def _run_request(self, recorder: Recorder) -> bytes:
+        """The Run message: with the batched-draws fields where both sides support them."""
+        if not self.batched or BATCHED_DRAWS not in self.capabilities:
+            return _RUN
+        replay = replay_blocks(recorder.observed, recorder.known)
+        seed = int(torch.randint(1, 2**63 - 1, ()))
+        return encode(m.Run(record=True, seed=seed, replay=replay))
+
+    def _execute(self, recorder: Recorder) -> Tensor | None:
+        timeout = self.timeout
+        data = self._request(self._run_request(recorder), recorder.last_address, timeout)
+        while True:
+            message = self._decode(data, recorder)
+            draws = getattr(message, "draws", None)
+            if draws:
+                record_blocks(recorder, draws)
+            if isinstance(message, m.RunResult):
+                return _as_torch(message.result)
+            answer = _ANSWERS.get(type(message))
+            if answer is None:
+                self._resync(recorder)
+                raise ProtocolError(
+                    f"simulator {self.name!r} sent {type(message).__name__} during a run"
+                )
+            data = self._request(answer(self, message, recorder), recorder.last_address, timeout)
+
+    # -- one answer per message type a simulator sends during a run -------------
+    def _on_sample(self, message: m.Sample, recorder: Recorder) -> bytes:
+        value = recorder.sample(
+            message.address, message.name, message.distribution, message.control
+        )
+        return encode(m.SampleResult(value))
+
+    def _on_observe(self, message: m.Observe, recorder: Recorder) -> bytes:
+        recorder.observe(message.address, message.name, message.distribution, message.value)
+        return _OBSERVE_RESULT
+
+    def _on_tag(self, message: m.Tag, recorder: Recorder) -> bytes:
+        recorder.tag(message.name or message.address, _as_torch(message.value))
+        return _TAG_RESULT
+
+    def _on_error(self, message: m.Error, recorder: Recorder) -> bytes:
+        error = InvalidParameters if message.error_type == "InvalidDistribution" else SimulatorError
+        address = message.address or recorder.last_address
+        raise error(
+            f"simulator {self.name!r} failed at address {address!r}: {message.message}",
+            error_type=message.error_type,
+            simulator=self.name,
+            address=address,
+        )
+
+    def _on_reset(self, message: m.Reset, recorder: Recorder) -> bytes:
+        raise ProtocolError(
+            f"simulator {self.name!r} reset the run (it lost sync) after address "
+            f"{recorder.last_address!r}; see the simulator's stderr"
+        )
+
+
+# The message types a simulator may send during a run, before its RunResult.
+_ANSWERS: dict[type, Callable[..., bytes]] = {
+    m.Sample: RemoteModel._on_sample,
+    m.Observe: RemoteModel._on_observe,
+    m.Tag: RemoteModel._on_tag,
+    m.Error: RemoteModel._on_error,
+    m.Reset: RemoteModel._on_reset,
+}
+
+
+def _as_torch(value: ArrayLike | None) -> Tensor | None:
+    return None if value is None else torch.from_numpy(np.asarray(value, dtype=np.float64))
+
+
+def _release(requester: Requester, process: SimulatorProcess | None) -> None:
+    requester.close()
+    if process is not None:
+        process.cleanup()
+
+
+_RUN = encode(m.Run())
+_OBSERVE_RESULT = encode(m.ObserveResult())
+_TAG_RESULT = encode(m.TagResult())
