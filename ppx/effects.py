@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from torch import Tensor
 from torch.distributions import Distribution
@@ -64,9 +64,16 @@ class Handler:
 
     _token: Token[tuple[Handler, ...]] | None = None
 
+    #: The method of each effect type, per class (made once: dispatch happens per draw).
+    dispatch: ClassVar[dict[str, Callable[[Handler, Effect], None]]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.dispatch = {kind: getattr(cls, f"process_{kind}") for kind in _TYPES}
+
     def process(self, effect: Effect) -> None:
         """Handle one effect: call ``process_<type>``."""
-        getattr(self, _METHODS[effect.type])(effect)
+        self.dispatch[effect.type](self, effect)
 
     def process_sample(self, effect: Effect) -> None:
         """Handle a ``ppx.sample`` (pass it on by default)."""
@@ -90,9 +97,8 @@ class Handler:
         self._token = None
 
 
-_METHODS: dict[str, str] = {
-    kind: f"process_{kind}" for kind in ("sample", "observe", "tag", "sampler")
-}
+_TYPES: tuple[EffectType, ...] = ("sample", "observe", "tag", "sampler")
+Handler.dispatch = {kind: getattr(Handler, f"process_{kind}") for kind in _TYPES}
 
 
 def current_handlers() -> tuple[Handler, ...]:

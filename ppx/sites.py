@@ -75,7 +75,9 @@ class InstanceCounter:
 
     def address(self, stem: str) -> str:
         """Count one draw at ``stem``; return its full address."""
-        address = self.last_address = full_address(stem, self.count(stem))
+        counts = self.counts
+        instance = counts[stem] = counts.get(stem, 0) + 1
+        address = self.last_address = f"{stem}__{instance}"  # full_address, inlined: per draw
         return address
 
     def skip(self, stem: str, number: int) -> int:

@@ -46,9 +46,9 @@ class RecordingHandler(Handler):
                 )
 
     def process(self, effect: Effect) -> None:
-        if self.log:
+        if self.log.blocks:
             self.flush()
-        super().process(effect)
+        self.dispatch[effect.type](self, effect)
         effect.done = True
 
     def process_sample(self, effect: Effect) -> None:

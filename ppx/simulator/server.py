@@ -74,7 +74,7 @@ class _ServedHandler(Handler):
 
     def process(self, effect: Effect) -> None:
         self.last_address = effect.address
-        super().process(effect)
+        self.dispatch[effect.type](self, effect)
         effect.done = True
 
     def process_sample(self, effect: Effect) -> None:
