@@ -21,6 +21,8 @@ from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
 from ppx.inference.empirical import Empirical
 from ppx.inference.executor import Arguments, progress_bar, run_chunks
+from ppx.inference.ic.controller import NetworkController
+from ppx.inference.ic.network import ProposalNetwork
 from ppx.inference.records import Observations, Record, Value, compact, record_of
 from ppx.trace import Trace
 
@@ -76,8 +78,19 @@ def _log_prob(distribution: Distribution, value: torch.Tensor) -> float:
     return float(distribution.log_prob(value).sum())
 
 
+Controller: TypeAlias = ProposalController | NetworkController
+#: What ``proposal=`` takes: per-address proposals, or a trained inference network.
+Proposals: TypeAlias = Mapping[str, Proposal] | ProposalNetwork
+
+
+def _controller(proposal: Proposals | None, observe: Observations) -> Controller:
+    if isinstance(proposal, ProposalNetwork):
+        return NetworkController(proposal, observe)
+    return ProposalController(proposal or {})
+
+
 def _weighted_run(
-    model: Model, observe: Observations, controller: ProposalController
+    model: Model, observe: Observations, controller: Controller
 ) -> tuple[Trace, float]:
     controller.reset()
     trace = model.run(controller=controller, observe=observe)
@@ -89,7 +102,7 @@ def importance_sampling(
     observe: Observations,
     num_traces: int,
     *,
-    proposal: Mapping[str, Proposal] | None = None,
+    proposal: Proposals | None = None,
     client: Client | None = None,
     chunk_size: int = 500,
     seed: int = 0,
@@ -101,7 +114,9 @@ def importance_sampling(
         model: any :class:`ppx.Model` (local or remote), or its :class:`ModelSpec`.
         observe: observed values by observe name (or address).
         num_traces: number of weighted runs.
-        proposal: proposals for some draws, by address or name (the prior elsewhere).
+        proposal: proposals for some draws, by address or name (the prior elsewhere),
+            or a trained :class:`~ppx.inference.ic.ProposalNetwork` proposing every
+            controlled draw (inference compilation).
         client: a ``distributed.Client``: draw the traces in chunks on its
             workers (records then hold latent values and tags, not whole traces).
         chunk_size: traces per Dask task.
@@ -124,7 +139,7 @@ def importance_sampling(
     if client is None:
         local = model.cached() if isinstance(model, ModelSpec) else model
         name = local.name
-        function = partial(_here, local, observe, ProposalController(proposal or {}))
+        function = partial(_here, local, observe, _controller(proposal, observe))
         tasks = itertools.repeat((), num_traces)  # one trace a chunk: the bar moves per trace
     else:
         function = importance_chunk
@@ -140,13 +155,15 @@ def importance_sampling(
             first = chunk[0][0]
             if index == 0 and isinstance(first, Trace):  # a whole trace: run here
                 _check_observed_names(first, observe, name)
+                if isinstance(proposal, ProposalNetwork):
+                    _check_network(first, proposal, name)
     records = [record for k in sorted(chunks) for record in chunks[k][0]]
     log_weights = [weight for k in sorted(chunks) for weight in chunks[k][1]]
     return Empirical(records, log_weights, metadata={"engine": "importance_sampling"})
 
 
 def _here(
-    model: Model, observe: Observations, controller: ProposalController
+    model: Model, observe: Observations, controller: Controller
 ) -> tuple[list[Trace], list[float]]:
     """One weighted run of ``model``, its whole trace kept (a chunk run in this process)."""
     trace, log_weight = _weighted_run(model, observe, controller)
@@ -157,12 +174,12 @@ def importance_chunk(
     spec: ModelSpec,
     observe: Observations,
     num_traces: int,
-    proposal: Mapping[str, Proposal] | None,
+    proposal: Proposals | None,
     seed: tuple[int, int],
 ) -> tuple[list[dict[str, Value]], list[float]]:
     """``num_traces`` weighted runs on this worker's model (a Dask task)."""
     torch.manual_seed(hash(seed) % 2**63)
-    controller = ProposalController(proposal or {})
+    controller = _controller(proposal, observe)
     records, log_weights = [], []
     for _ in range(num_traces):
         trace, log_weight = _weighted_run(spec.cached(), observe, controller)
@@ -180,4 +197,14 @@ def _check_observed_names(trace: Trace, observe: Observations, model_name: str) 
             f"observed names {unused} matched no draw in the first run of {model_name!r}; "
             f"its draws are: {observable}",
             stacklevel=3,
+        )
+
+
+def _check_network(trace: Trace, network: ProposalNetwork, model_name: str) -> None:
+    """Refuse a network that knows none of the model's controlled addresses."""
+    addresses = [draw.address for draw in trace.controlled_latents()]
+    if addresses and not any(network.knows(address) for address in addresses):
+        raise ValueError(
+            f"the inference network was trained for {network.simulator!r} and knows none of "
+            f"the addresses of {model_name!r} (its first run drew {addresses[:5]})"
         )

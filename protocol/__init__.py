@@ -21,6 +21,7 @@ from .distributions import (
     DISTRIBUTION_KINDS,
     RawDistribution,
     distribution_arguments,
+    distribution_from_parameters,
     distribution_kind,
     distribution_parameters,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "compatible",
     "decode",
     "distribution_arguments",
+    "distribution_from_parameters",
     "distribution_kind",
     "distribution_parameters",
     "encode",

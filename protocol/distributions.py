@@ -47,6 +47,7 @@ __all__ = [
     "RawDistribution",
     "codec_of",
     "distribution_arguments",
+    "distribution_from_parameters",
     "distribution_kind",
     "distribution_parameters",
     "read_distribution",
@@ -129,6 +130,7 @@ def _make_codec(
 _CODECS = tuple(_make_codec(kind, *row) for kind, row in _DISTRIBUTIONS.items())
 _CODEC_BY_TORCH_TYPE = {codec.torch_type: codec for codec in _CODECS}
 _CODEC_BY_UNION = {codec.union_type: codec for codec in _CODECS}
+_CODEC_BY_KIND = {codec.kind: codec for codec in _CODECS}
 _CODEC_CACHE: dict[type, DistCodec | None] = {}
 
 
@@ -196,6 +198,25 @@ def distribution_arguments(dist: D.Distribution) -> dict[str, torch.Tensor]:
         UnsupportedDistribution: PPX cannot carry this distribution type.
     """
     return {field.attr: getattr(dist, field.attr) for field in codec_of(dist).fields}
+
+
+def distribution_from_parameters(
+    kind: str, parameters: tuple[ArrayLike, ...] | list[ArrayLike]
+) -> D.Distribution:
+    """The distribution of ``kind`` with ``parameters`` (as :func:`distribution_parameters` gives).
+
+    Raises:
+        UnsupportedDistribution: an unknown kind.
+        InvalidDistribution: parameters torch refuses.
+    """
+    codec = _CODEC_BY_KIND.get(kind)
+    if codec is None:
+        raise UnsupportedDistribution(f"unknown distribution kind {kind!r}")
+    kwargs = {
+        field.attr: torch.as_tensor(np.asarray(value, dtype=np.float64))
+        for field, value in zip(codec.fields, parameters, strict=True)
+    }
+    return _construct(codec, kwargs, "")
 
 
 def write_distribution(

@@ -155,3 +155,24 @@ def test_plot_refuses_a_file_that_is_not_a_posterior(tmp_path):
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     done = ppx_cli("plot", "junk.h5", cwd=tmp_path)
     assert done.returncode == 2 and "not a PPX posterior" in done.stdout + done.stderr
+
+
+def test_train_then_infer_with_the_network(tmp_path):
+    net = tmp_path / "net.pt"
+    names = ["--observe-name", "obs0", "--observe-name", "obs1"]
+    done = ppx_cli(
+        "train", "--simulator", "gaussian", *names, "-n", "5000", "--learning-rate", "0.003",
+        "--out", str(net),
+        cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert net.exists() and (tmp_path / "net.loss.png").exists()
+    args = "infer --simulator gaussian -o obs0=8 -o obs1=9 --engine ic -n 500 --seed 3"
+    done = ppx_cli(*args.split(), "--network", str(net), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ess = float(re.search(r"ESS ([0-9.]+)", done.stdout).group(1))
+    mean = float(table_row(done.stdout, "mu")[0])
+    assert ess > 25, done.stdout  # prior IS reaches ~3 of 500 here
+    assert abs(mean - 7.25) < 4 * 0.9128709 / math.sqrt(ess), done.stdout
+    wrong = ppx_cli(*args.split(), cwd=tmp_path)
+    assert wrong.returncode != 0 and "--engine ic needs one" in wrong.stderr

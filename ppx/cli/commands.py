@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -26,7 +26,11 @@ from ppx.cli.common import (
     seed_engine,
     simulators_help,
 )
+from ppx.engine.model_spec import ModelSpec
 from ppx.simulators import registry
+
+if TYPE_CHECKING:
+    from ppx.inference.ic import InferenceNetwork
 
 __all__ = ["app"]
 
@@ -104,6 +108,7 @@ class Engine(str, Enum):
 
     IS = "is"
     RMH = "rmh"
+    IC = "ic"
 
 
 @app.command()
@@ -114,7 +119,13 @@ def infer(
         list[str] | None,
         typer.Option("--observe", "-o", help="observed value, name=value (repeat)"),
     ] = None,
-    engine: Annotated[Engine, typer.Option(help="importance sampling or RMH MCMC")] = Engine.IS,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="importance sampling, RMH MCMC, or IS with a trained network (ic)"),
+    ] = Engine.IS,
+    network: Annotated[
+        Path | None, typer.Option(help="--engine ic: the network from ppx train")
+    ] = None,
     num_traces: Annotated[
         int, typer.Option("--num-traces", "-n", min=1, help="traces (IS) or samples per chain")
     ] = 5000,
@@ -130,24 +141,29 @@ def infer(
     timeout: TimeoutOption = 30.0,
     seed: SeedOption = None,
 ) -> None:
-    """Posterior of latents given observations, by importance sampling or RMH MCMC.
+    """Posterior of latents given observations: importance sampling, RMH MCMC, or IC.
 
     Runs here by default; on Dask with --chains > 1 (RMH), --workers, --scheduler or --hpc.
     """
     from ppx.inference import importance_sampling, rmh
 
     data = parse_observations(observe or [])
+    trained = _network(engine, network)
     if proposal not in ("prior", "random_walk"):
         raise typer.BadParameter(f"--proposal must be prior or random_walk, not {proposal!r}")
     spec = model_spec(simulator, address, timeout)
     name = simulator or address or "?"
     on_dask = (engine is Engine.RMH and chains > 1) or bool(workers or scheduler or hpc)
     with dask_client(on_dask, scheduler, workers, hpc, hpc_jobs) as client, released(spec):
-        if engine is Engine.IS:
+        if engine is not Engine.RMH:
             seed_engine(seed)
-            posterior = importance_sampling(
-                spec, data, num_traces, client=client, seed=seed or 0, progress=True
-            )
+            try:
+                posterior = importance_sampling(
+                    spec, data, num_traces, proposal=trained, client=client, seed=seed or 0,
+                    progress=True,
+                )  # fmt: skip
+            except ValueError as error:  # an observation or a model the network does not fit
+                raise typer.BadParameter(str(error)) from None
             report.print_weighted(console, posterior, name, data)
         else:
             posterior = rmh(
@@ -165,9 +181,90 @@ def infer(
             )
             report.print_chains(console, posterior, name, data)
     if out is not None:
-        if engine is Engine.IS:
+        if engine is not Engine.RMH:
             posterior.save(out)
         console.print(f"posterior saved to {out}; plot it with: ppx plot {out}")
+
+
+def _network(engine: Engine, path: Path | None) -> InferenceNetwork | None:
+    """The trained network of ``--engine ic`` (and only there)."""
+    if (engine is Engine.IC) != (path is not None):
+        raise typer.BadParameter("--network goes with --engine ic, and --engine ic needs one")
+    if path is None:
+        return None
+    from ppx.inference.ic import load_network
+
+    try:
+        return load_network(path)
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--network") from None
+
+
+@app.command()
+def train(
+    simulator: SimulatorOption = None,
+    address: AddressOption = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="trace dataset folder: read it, or (with a simulator) generate it first"),
+    ] = None,
+    observe_names: Annotated[
+        list[str] | None,
+        typer.Option("--observe-name", help="an observation the network conditions on (repeat)"),
+    ] = None,
+    num_traces: Annotated[
+        int, typer.Option("--num-traces", "-n", min=1, help="prior traces to train on")
+    ] = 10_000,
+    epochs: Annotated[int, typer.Option(min=1, help="passes over a dataset")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="traces per minibatch")] = 64,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="Adam's step size")] = 1e-3,
+    out: Annotated[Path, typer.Option(help="where to save the network")] = Path("network.pt"),
+    checkpoint: Annotated[Path | None, typer.Option(help="save progress here; resume")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    workers: Annotated[int | None, typer.Option(help="Dask workers generating the dataset")] = None,
+    timeout: TimeoutOption = 30.0,
+    seed: Annotated[int, typer.Option(help="seeds traces, initialisation and batches")] = 0,
+) -> None:
+    """Train an inference-compilation network: proposals for ppx infer --engine ic."""
+    from ppx.inference.ic import InferenceNetwork, TraceDataset, generate_dataset
+
+    with_model = simulator is not None or address is not None
+    if not with_model and dataset is None:
+        raise typer.BadParameter("give --simulator/--address (and maybe --dataset), or --dataset")
+    source: TraceDataset | ModelSpec
+    spec = model_spec(simulator, address, timeout) if with_model else None
+    names = list(observe_names or [])
+    with released(spec):
+        if spec is not None and not names:
+            raise typer.BadParameter("name the observations with --observe-name (repeat)")
+        if spec is not None and dataset is not None:
+            with dask_client(bool(workers), None, workers, None, 1) as client:
+                source = generate_dataset(
+                    spec, dataset, num_traces, names, client=client, seed=seed, progress=True
+                )
+        elif spec is not None:
+            source = spec
+        else:
+            assert dataset is not None
+            try:
+                source = TraceDataset(dataset)
+            except (OSError, ValueError) as error:
+                raise typer.BadParameter(str(error), param_hint="--dataset") from None
+        if isinstance(source, TraceDataset):
+            console.print(source.summary())
+        net = InferenceNetwork.fit(
+            source, names or None, num_traces=num_traces, epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, checkpoint=checkpoint, device=device, seed=seed,
+            progress=True,
+        )  # fmt: skip
+    net.save(out)
+    plot = report.plot_losses(net.history, out.with_suffix(".loss.png"))
+    valid = net.history.get("valid_loss") or [float("nan")]
+    console.print(
+        f"trained on {net.simulator!r}: {len(net.addresses)} addresses, "
+        f"validation loss {valid[-1]:.3f}; saved to {out} (loss plot {plot})\n"
+        f"use it: ppx infer --engine ic --network {out} ..."
+    )
 
 
 @app.command()

@@ -111,12 +111,13 @@ def model_spec(simulator: str | None, address: str | None, timeout: float) -> Mo
 
 
 @contextlib.contextmanager
-def released(spec: ModelSpec) -> Iterator[None]:
-    """Close the model this process built from ``spec``, whatever happens."""
+def released(spec: ModelSpec | None) -> Iterator[None]:
+    """Close the model this process built from ``spec`` (if any), whatever happens."""
     try:
         yield
     finally:
-        spec.release()
+        if spec is not None:
+            spec.release()
 
 
 def seed_engine(seed: int | None) -> None:

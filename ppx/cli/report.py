@@ -13,7 +13,7 @@ from rich.table import Table
 from ppx.inference import Empirical
 from ppx.trace import Trace
 
-__all__ = ["latent_names", "plot", "print_chains", "print_weighted"]
+__all__ = ["latent_names", "plot", "plot_losses", "print_chains", "print_weighted"]
 
 
 def latent_names(traces: Sequence[Trace]) -> list[str]:
@@ -96,3 +96,25 @@ def plot(
 
 def _scalar_keys(posterior: Empirical) -> list[str]:
     return [key for key in posterior.keys() if np.ndim(posterior.traces[0][key]) == 0]
+
+
+def plot_losses(history: Mapping[str, Sequence[float]], path: Path) -> Path:
+    """The training and validation losses of a network against the step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(history.get("step", []), history.get("loss", []), lw=0.8, label="training")
+    axes.plot(
+        history.get("valid_step", []), history.get("valid_loss", []), "o-", label="validation"
+    )
+    axes.set_xlabel("step (minibatch)")
+    axes.set_ylabel("loss: -log q(latents | observation) per trace")
+    axes.set_title("inference network training")
+    axes.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
