@@ -14,7 +14,7 @@ from ppx.inference.ic.heads import (
     _MultivariateNormalHead,
 )
 from ppx.inference.ic.mixtures import AffineBetaMixture, DiscretizedLogisticMixture
-from ppx.protocol import distribution_kind
+from ppx.protocol import DISTRIBUTION_KINDS, distribution_kind
 
 __all__ = [
     "PROPOSAL_KINDS",
@@ -25,20 +25,7 @@ __all__ = [
 ]
 
 
-PROPOSAL_KINDS: tuple[str, ...] = (
-    "Normal",
-    "Uniform",
-    "Categorical",
-    "Poisson",
-    "Bernoulli",
-    "Beta",
-    "Exponential",
-    "Gamma",
-    "LogNormal",
-    "Binomial",
-    "Weibull",
-    "MultivariateNormal",
-)
+PROPOSAL_KINDS: tuple[str, ...] = DISTRIBUTION_KINDS
 """The distribution kinds :func:`proposal_head` proposes (every kind PPX carries)."""
 
 
