@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ppx.inference.empirical import Empirical
+from ppx.inference.ic import InferenceNetwork, generate_dataset, load_network
 from ppx.inference.importance_sampling import importance_sampling
 from ppx.inference.mcmc import rmh
 from ppx.inference.rmh_kernel import RMHKernel, RMHState
@@ -12,7 +13,17 @@ from ppx.inference.rmh_kernel import RMHKernel, RMHState
 if TYPE_CHECKING:
     from ppx.inference.sbi.posterior import load_posterior
 
-__all__ = ["Empirical", "RMHKernel", "RMHState", "importance_sampling", "load_posterior", "rmh"]
+__all__ = [
+    "Empirical",
+    "InferenceNetwork",
+    "RMHKernel",
+    "RMHState",
+    "generate_dataset",
+    "importance_sampling",
+    "load_network",
+    "load_posterior",
+    "rmh",
+]
 
 
 def __getattr__(name: str) -> object:
