@@ -17,6 +17,7 @@ import torch
 
 import ppx
 from ppx.inference.ic import InferenceNetwork, NetworkConfig, generate_dataset, load_network
+from ppx.inference.ic import train as train_module
 from ppx.simulators import branching, gaussian
 
 SMALL = NetworkConfig(
@@ -150,3 +151,38 @@ def test_sbc_of_the_gaussian_posterior_is_uniform(gaussian_network):
     assert result.ranks["mu"].shape == (100,)
     assert result.passed(0.01), result.p_values
     assert np.median(result.ess) > 25
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    runs = {"left": 4_000}  # the simulator fails after this many runs: the training dies
+
+    def failing() -> torch.Tensor:
+        runs["left"] -= 1
+        if runs["left"] < 0:
+            raise RuntimeError("simulator lost")
+        return gaussian.model()
+
+    checkpoint = tmp_path / "train.ckpt"
+    options = dict(num_traces=6_400, batch_size=64, config=SMALL, seed=1, progress=False)
+    with pytest.raises(ppx.SimulatorError, match="simulator lost"):
+        InferenceNetwork.fit(
+            ppx.LocalModel(failing, name="gaussian"), ["obs0", "obs1"],
+            checkpoint=checkpoint, **options,
+        )  # fmt: skip
+    died = torch.load(checkpoint, weights_only=True)
+    assert 0 < died["step"] < 100  # saved every 50 steps before it died
+    trained = []
+    original = train_module._Trainer._train_step
+
+    def counting(self: object, batch: list) -> float:
+        trained.append(len(batch))
+        return original(self, batch)
+
+    monkeypatch.setattr(train_module._Trainer, "_train_step", counting)
+    resumed = InferenceNetwork.fit(
+        ppx.LocalModel(gaussian.model, name="gaussian"), ["obs0", "obs1"],
+        checkpoint=checkpoint, **options,
+    )  # fmt: skip
+    assert len(trained) == 100 - died["step"]  # only the steps after the checkpoint
+    assert resumed.history["step"] == list(range(1, 101))  # the history of both runs
