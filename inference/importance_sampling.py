@@ -9,7 +9,6 @@ drawn here, or in chunks on Dask workers that each own their simulator.
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
@@ -24,6 +23,7 @@ from ppx.inference.executor import Arguments, progress_bar, run_chunks
 from ppx.inference.ic.controller import NetworkController
 from ppx.inference.ic.network import ProposalNetwork
 from ppx.inference.records import Observations, Record, Value, compact, record_of
+from ppx.inference.statistics import log_density
 from ppx.trace import Trace
 
 if TYPE_CHECKING:
@@ -67,15 +67,8 @@ class ProposalController:
         if not isinstance(proposal, Distribution):
             proposal = proposal(distribution)
         value = proposal.sample()
-        self.log_correction += _log_prob(distribution, value) - _log_prob(proposal, value)
+        self.log_correction += log_density(distribution, value) - log_density(proposal, value)
         return value
-
-
-def _log_prob(distribution: Distribution, value: torch.Tensor) -> float:
-    support = distribution.support
-    if support is not None and not bool(support.check(value).all()):
-        return -math.inf
-    return float(distribution.log_prob(value).sum())
 
 
 Controller: TypeAlias = ProposalController | NetworkController

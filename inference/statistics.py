@@ -1,13 +1,26 @@
-"""Statistics of weighted samples and of MCMC chains, on numpy arrays."""
+"""Statistics of weighted samples and of MCMC chains; the log density importance weights use."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import torch
 
-__all__ = ["chain_rows", "logsumexp", "weighted_quantile"]
+__all__ = ["chain_rows", "log_density", "logsumexp", "weighted_quantile"]
+
+
+def log_density(distribution: torch.distributions.Distribution, value: torch.Tensor) -> float:
+    """log p(value), summed over the value's elements; ``-inf`` outside the support.
+
+    Importance weights need ``-inf`` there, not torch's validation error or a
+    meaningless number.
+    """
+    support = distribution.support
+    if support is not None and not bool(support.check(value).all()):
+        return -math.inf
+    return float(distribution.log_prob(value).sum())
 
 
 def logsumexp(values: np.ndarray) -> float:

@@ -104,11 +104,16 @@ class ValueRange:
         self.values = values
         self.stop = first + len(values)
 
-    def get(self, instance: int) -> float | None:
-        """The value of ``instance``, or None outside the range."""
+    def row(self, instance: int) -> np.ndarray | float | None:
+        """The value of ``instance`` as stored (an array row for vector draws); None outside."""
         if self.first <= instance < self.stop:
-            return float(self.values[instance - self.first])
+            return self.values[instance - self.first]
         return None
+
+    def get(self, instance: int) -> float | None:
+        """The scalar value of ``instance``, or None outside the range."""
+        row = self.row(instance)
+        return None if row is None else float(row)
 
 
 class KnownSite:

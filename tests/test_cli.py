@@ -176,3 +176,12 @@ def test_train_then_infer_with_the_network(tmp_path):
     assert abs(mean - 7.25) < 4 * 0.9128709 / math.sqrt(ess), done.stdout
     wrong = ppx_cli(*args.split(), cwd=tmp_path)
     assert wrong.returncode != 0 and "--engine ic needs one" in wrong.stderr
+
+
+def test_train_refuses_what_it_cannot_use(tmp_path):
+    done = ppx_cli("train", "--simulator", "gaussian", cwd=tmp_path)
+    assert done.returncode != 0 and "name the observations with --observe-name" in done.stderr
+    done = ppx_cli("train", "--dataset", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert done.returncode != 0 and "nowhere" in done.stderr
+    done = ppx_cli("train", cwd=tmp_path)
+    assert done.returncode != 0 and "give --simulator/--address" in done.stderr

@@ -9,7 +9,6 @@ warned about once per address).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 
@@ -19,6 +18,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from ppx.inference.ic.network import ProposalNetwork
+from ppx.inference.statistics import log_density
 from ppx.protocol import distribution_parameters
 
 __all__ = ["NetworkController"]
@@ -68,7 +68,7 @@ class NetworkController:
             proposed = proposal.sample()
             log_q = float(proposal.log_prob(proposed).sum())
         value = _like_prior(proposed[0].cpu(), distribution)
-        self.log_correction += _log_prob(distribution, value) - log_q
+        self.log_correction += log_density(distribution, value) - log_q
         self._previous = (address, proposed)
         return value
 
@@ -93,10 +93,3 @@ def _like_prior(value: Tensor, prior: Distribution) -> Tensor:
     value = value.to(torch.get_default_dtype())
     support = prior.support
     return value.round() if support is not None and support.is_discrete else value
-
-
-def _log_prob(distribution: Distribution, value: Tensor) -> float:
-    support = distribution.support
-    if support is not None and not bool(support.check(value).all()):
-        return -math.inf
-    return float(distribution.log_prob(value).sum())

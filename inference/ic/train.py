@@ -105,13 +105,9 @@ def fit(
         ...                                          proposal=net)
     """
     torch.manual_seed(seed)
-    target = torch.device(
-        "cuda"
-        if device == "auto" and torch.cuda.is_available()
-        else "cpu"
-        if device == "auto"
-        else device
-    )
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    target = torch.device(device)
     if isinstance(data, (str, Path)):
         data = TraceDataset(data)
     if isinstance(data, TraceDataset):

@@ -69,8 +69,9 @@ class LocalDraws:
         if named and name is not None and name in named:
             return named[name]
         replayed = self.stems.get(stem)
-        if replayed is not None and replayed.first <= instance < replayed.stop:
-            return replayed.values[instance - replayed.first]
+        row = None if replayed is None else replayed.row(instance)
+        if row is not None:
+            return row
         return named.get(base) if named else None
 
     def sample(
