@@ -186,3 +186,24 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatc
     )  # fmt: skip
     assert len(trained) == 100 - died["step"]  # only the steps after the checkpoint
     assert resumed.history["step"] == list(range(1, 101))  # the history of both runs
+
+
+def test_ctrl_c_saves_a_checkpoint_at_the_last_step(tmp_path, capsys):
+    torch.set_num_threads(1)
+    runs = {"left": 2_000}  # past the 500 held-out traces, before the step-50 checkpoint
+
+    def interrupted() -> torch.Tensor:
+        runs["left"] -= 1
+        if runs["left"] < 0:
+            raise KeyboardInterrupt
+        return gaussian.model()
+
+    checkpoint = tmp_path / "train.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        InferenceNetwork.fit(
+            ppx.LocalModel(interrupted, name="gaussian"), ["obs0", "obs1"], num_traces=6_400,
+            batch_size=64, config=SMALL, checkpoint=checkpoint, progress=False,
+        )  # fmt: skip
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["step"] == (2_000 - 500) // 64  # every finished step, none lost
+    assert f"checkpoint saved to {checkpoint}" in capsys.readouterr().err

@@ -9,9 +9,11 @@ validation loss, and shows traces/s and the loss in its progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,13 +147,16 @@ class _Trainer:
 
     def run(self, source: Source, progress: bool | None) -> None:
         history = self.network.history
-        with progress_bar(
-            source.total,
-            "training",
-            show=progress,
-            unit="tr",
-            initial=min(self.step * source.batch_size, source.total),
-        ) as bar:
+        with (
+            progress_bar(
+                source.total,
+                "training",
+                show=progress,
+                unit="tr",
+                initial=min(self.step * source.batch_size, source.total),
+            ) as bar,
+            self._checkpoint_on_interrupt(),
+        ):
             started, seen = time.perf_counter(), 0
             for step, batch in enumerate(source.batches(), start=1):
                 if step <= self.step:
@@ -171,6 +176,21 @@ class _Trainer:
         self._validate(source.valid)
         if self.checkpoint is not None:
             self.save_checkpoint()
+
+    @contextlib.contextmanager
+    def _checkpoint_on_interrupt(self) -> Iterator[None]:
+        """On Ctrl-C, keep the steps done since the last checkpoint, and say how to resume."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.checkpoint is not None and self.step:
+                self.save_checkpoint()
+                print(
+                    f"interrupted at step {self.step}: checkpoint saved to {self.checkpoint}; "
+                    "run the same training again to resume",
+                    file=sys.stderr,
+                )
+            raise
 
     def _train_step(self, batch: Sequence[TraceRecord]) -> float:
         network = self.network.train()
