@@ -10,7 +10,9 @@ Measures, in one run on one machine:
   importance sampling and RMH, on the same model and observation.
 
 The model is the branching program (its trace structure changes with its
-draws) unless ``--model gaussian``.
+draws) unless ``--model gaussian``. The physics problems (the tau decay through
+the calorimeter, Pythia's Z -> tau tau), with held-out events and a reference
+run, are in ``benchmarks/ic_physics.py``.
 
     python benchmarks/ic.py                       # ~2 min on 2 cores
     python benchmarks/ic.py --traces 4000 --skip-dask

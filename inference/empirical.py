@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ppx.inference.hdf5 import read_records, write_records
+from ppx.inference.ic.prior_records import read_prior
 from ppx.inference.metadata import attribute, merge_metadata, to_json
 from ppx.inference.records import Record, Value, record_keys, stack, to_numpy
 from ppx.inference.statistics import chain_rows, logsumexp, weighted_quantile
@@ -242,13 +243,23 @@ class Empirical:
 
     @classmethod
     def load(cls, path: str | Path) -> Empirical:
-        """Read a posterior written by :meth:`save` (or prior runs by ``ppx prior --out``).
+        """Read a posterior file written by :meth:`save`, or a trace dataset folder.
 
-        Its records are dicts of numpy values.
+        A trace dataset (``ppx prior --out``, :func:`~ppx.inference.ic.generate_dataset`)
+        gives its traces as equally weighted records in one chain: the prior,
+        with its controlled latents and numeric tags keyed as :meth:`keys` keys
+        traces, and metadata ``engine="prior"``, ``model``, ``num_traces`` and
+        ``origin`` (:func:`~ppx.inference.ic.prior_records.read_prior`, which
+        says what loading costs: the records stay in memory, the observations
+        are not read). The records are dicts of numpy values.
 
         Raises:
-            ValueError: ``path`` is not a PPX posterior file.
+            FileNotFoundError: there is no such file or folder.
+            ValueError: ``path`` is neither a PPX posterior file nor a trace dataset.
         """
+        if Path(path).is_dir():
+            records, metadata = read_prior(Path(path))
+            return cls(records, metadata=metadata)
         stored = read_records(path)
         return cls(stored.records, stored.log_weights, stored.chain, stored.metadata)
 

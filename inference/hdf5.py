@@ -1,4 +1,4 @@
-"""Posteriors and traces in HDF5 files (h5py): one layout for every engine and for prior runs.
+"""Posterior files (h5py): weighted records of every engine, in one HDF5 file each.
 
 Layout of a file::
 
@@ -12,16 +12,20 @@ Layout of a file::
 
 Keys are draw names (addresses where unnamed) and tag names (see
 :func:`~ppx.inference.records.record_keys`); in link names ``%`` and ``/`` are
-percent-encoded, and so is a leading dot. Posteriors of every engine
-(:meth:`Empirical.save <ppx.inference.Empirical.save>`) and prior runs
-(:func:`save_traces`, for ``ppx prior --out``: equal weights, one chain,
-metadata ``engine="prior"`` and ``model``) are written so, and
-:func:`read_records` (hence :meth:`Empirical.load <ppx.inference.Empirical.load>`
-and ``ppx plot``) reads them all.
+percent-encoded, and so is a leading dot. Posteriors of importance sampling
+and MCMC (:meth:`Empirical.save <ppx.inference.Empirical.save>`, ``ppx infer
+--out``) are written so, and :func:`read_records` (hence
+:meth:`Empirical.load <ppx.inference.Empirical.load>` and ``ppx plot``) reads them.
+
+Prior traces have their own format, the trace dataset folder of
+:mod:`ppx.inference.ic.storage` (``ppx prior --out DIR``, ``generate_dataset``):
+appendable, resumable, made on Dask workers, with the observations and prior
+parameters that inference compilation trains on. ``Empirical.load`` and
+``ppx plot`` read such a folder too, as equally weighted records.
 
 Example:
-    >>> save_traces("prior.h5", model.prior(1000), model.name)
-    >>> Empirical.load("prior.h5").mean("mu")
+    >>> post.save("post.h5")
+    >>> Empirical.load("post.h5").mean("mu")
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ import numpy as np
 
 from ppx.inference.metadata import to_json
 from ppx.inference.records import Record, numeric, record_keys, stack, union_keys
-from ppx.trace import Trace
 
 __all__ = [
     "FORMAT",
@@ -47,7 +50,6 @@ __all__ = [
     "group",
     "int_attribute",
     "read_records",
-    "save_traces",
     "string_attribute",
     "write_records",
 ]
@@ -113,18 +115,8 @@ def write_records(
                 file[f"present/{_escape(key)}"] = present
 
 
-def save_traces(path: str | Path, traces: Sequence[Trace], model_name: str = "") -> None:
-    """Write prior runs to ``path``: equally weighted records of their latents and tags.
-
-    The file is a posterior file like any other (metadata ``engine="prior"``,
-    ``model`` and ``num_traces``): :meth:`Empirical.load` reads it back.
-    """
-    metadata = {"engine": "prior", "model": model_name, "num_traces": len(traces)}
-    write_records(path, traces, metadata=metadata)
-
-
 def read_records(path: str | Path) -> StoredRecords:
-    """Read a file written by :func:`write_records` (or :func:`save_traces`).
+    """Read a file written by :func:`write_records`.
 
     Raises:
         ValueError: ``path`` is not a PPX posterior file, or is of a newer format.

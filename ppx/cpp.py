@@ -42,7 +42,7 @@ def _source() -> Path:
 
 SOURCE = _source()
 #: The programs the build makes; all but ``pingpong`` are PPX simulators.
-SIMULATORS = ("gaussian", "branching", "faulty", "roundtrip", "pingpong")
+SIMULATORS = ("gaussian", "branching", "rejection", "faulty", "roundtrip", "pingpong")
 
 # What the build needs: (what to look for, the Debian package that provides it).
 _TOOLS = (("cmake", "cmake"), ("c++", "g++"))

@@ -41,6 +41,7 @@ class Effect:
         value: the observed/tagged value on entry; the drawn value on exit
             (for ``"sampler"``: the draw function).
         control: whether the engine may choose the value of a sample.
+        replace: the sample is a draw of a rejection-sampling loop (see ``ppx.sample``).
         done: set by the handler that produced the final value.
     """
 
@@ -50,6 +51,7 @@ class Effect:
     distribution: Distribution | None
     value: object = None
     control: bool = True
+    replace: bool = False
     done: bool = False
 
 

@@ -34,6 +34,8 @@ class Draw:
         observed: the draw is an observation (or a sample conditioned on data).
         statement: ``"sample"`` or ``"observe"``: which primitive made the draw
             (an observe without data is neither latent nor observed).
+        replace: the draw is one try of a rejection-sampling loop (``ppx.sample``'s
+            ``replace``).
     """
 
     address: str
@@ -44,6 +46,7 @@ class Draw:
     controlled: bool
     observed: bool
     statement: str = "sample"
+    replace: bool = False
     _log_prob: float | None = field(default=None, init=False, repr=False, compare=False)
 
     @property

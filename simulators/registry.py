@@ -68,6 +68,7 @@ _ENTRIES: dict[str, SimulatorEntry] = {
         _builtin("gaussian", "Gaussian with unknown mean: conjugate, exact posterior"),
         _builtin("hmm", "hidden Markov model, exact by forward-backward"),
         _builtin("branching", "trace structure set by a Poisson draw; exact by enumeration"),
+        _builtin("rejection", "a rejection-sampling loop whose acceptance depends on a latent"),
         _builtin("gillespie", "Gillespie SSA of a reaction network (--network lotka_volterra)"),
         _builtin("calorimeter", "toy sampling calorimeter: one particle in, its deposit observed"),
         _builtin("tau_decay", "tau-lepton decay seen through the toy calorimeter (Etalumis)"),

@@ -58,17 +58,19 @@ def test_infer_gaussian_matches_exact_posterior(tmp_path, where):
     assert "log evidence:" in done.stdout
 
 
-def test_prior_writes_hdf5(tmp_path):
-    out = tmp_path / "prior.h5"
+def test_prior_writes_a_trace_dataset(tmp_path):
+    out = tmp_path / "prior"
     done = ppx_cli("prior", "--simulator", "gaussian", "-n", "500", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "500 traces" in done.stdout and f"wrote 500 traces to {out}" in done.stdout
-    prior = ppx.inference.Empirical.load(out)  # one layout for prior runs and posteriors
+    prior = ppx.inference.Empirical.load(out)  # the trace dataset, as prior records
     values = prior.values("mu")
     assert values.shape[0] == 500
     assert abs(values.mean() - 1.0) < 4 * math.sqrt(5 / 500)
     assert prior.metadata["num_traces"] == 500
     assert prior.metadata["model"] == "gaussian"
+    done = ppx_cli("prior", "--simulator", "gaussian", "-n", "5", "--out", "p.h5", cwd=tmp_path)
+    assert done.returncode == 2 and "writes a trace dataset, a folder" in done.stderr
 
 
 def test_prior_against_served_address(serve_in_thread, tmp_path):

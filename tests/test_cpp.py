@@ -25,7 +25,7 @@ import ppx
 from ppx.cpp import build_cpp_simulators, cpp_simulator, missing_toolchain
 from ppx.protocol import decode, encode
 from ppx.protocol import messages as m
-from ppx.simulators import branching, gaussian
+from ppx.simulators import branching, gaussian, rejection
 
 OBSERVE = {"obs0": 8.0, "obs1": 9.0}
 EXACT_MEAN, EXACT_STD = gaussian.exact_posterior([8.0, 9.0])
@@ -133,6 +133,17 @@ def test_branching_traces_equal_those_of_the_python_simulator(spawn):
         obs = [trace.draws[-1] for trace in (ours, theirs)]  # the observe: same likelihood
         log_p = [float(d.distribution.log_prob(torch.as_tensor(d.value))) for d in obs]
         assert log_p[0] == pytest.approx(log_p[1], rel=1e-5)
+
+
+def test_a_rejection_loop_is_marked_and_weighed_exactly(spawn):
+    """``replace = true`` crosses the wire from C++; prior IS over the loop is exact."""
+    torch.manual_seed(3)
+    post = ppx.inference.importance_sampling(spawn("rejection"), {"obs": 1.0}, 1500)
+    exact = rejection.exact_posterior(1.0)[1]
+    estimate = float(np.sum(post.weights[post.values("c") == 1]))
+    assert abs(estimate - exact) < 4 * math.sqrt(exact * (1 - exact) / post.ess)
+    latents = spawn("rejection").run().controlled_latents()
+    assert [d.replace for d in latents] == [False] + [True] * (len(latents) - 1)
 
 
 @pytest.mark.slow

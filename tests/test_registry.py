@@ -21,6 +21,7 @@ EXPECTED = {
     "gillespie",
     "hmm",
     "pythia",
+    "rejection",
     "sbi_tasks",
     "tau_decay",
 }

@@ -20,7 +20,6 @@ from ppx.inference.ic.storage import (
     METADATA,
     Metadata,
     PartIndex,
-    decode_latents,
     open_part,
     part_dataset,
     select_parts,
@@ -103,8 +102,7 @@ class TraceDataset(torch.utils.data.Dataset[TraceRecord]):
         _, ints, floats, observations = self._open(number)
         (i0, i1), (f0, f1) = part.ints_range(row), part.floats_range(row)
         try:
-            ids = ints[i0:i1].tolist()
-            latents = decode_latents(ids, floats[f0:f1], part.addresses, part.kinds)
+            ids, values = ints[i0:i1].tolist(), floats[f0:f1]
             observed = {
                 name: np.asarray(dataset[row], np.float64)
                 for name, dataset in zip(self.observe_names, observations, strict=True)
@@ -113,7 +111,7 @@ class TraceDataset(torch.utils.data.Dataset[TraceRecord]):
             raise ValueError(
                 f"cannot read trace {index} from {str(part.path)!r}: {error}"
             ) from error
-        return TraceRecord(*latents, observations=observed)
+        return part.record(ids, values, observed)
 
     def _open(self, number: int) -> _Handles:
         """The open file and datasets of part ``number`` (in this process)."""
@@ -156,6 +154,25 @@ class TraceDataset(torch.utils.data.Dataset[TraceRecord]):
     def addresses(self) -> list[str]:
         """Every address of the dataset's draws, in order of first appearance."""
         return list(dict.fromkeys(a for part in self._parts for a in part.addresses))
+
+    def address_examples(self) -> list[TraceRecord]:
+        """A few traces that hold every address of the dataset, each with its kind and prior.
+
+        The first trace of each trace type, in order of first appearance, kept
+        when it brings a new address; enough to make every proposal head up
+        front (distributed training needs them before it starts).
+        """
+        wanted = set(self.addresses())
+        _, firsts = np.unique(self._types, return_index=True)
+        examples: list[TraceRecord] = []
+        for index in np.sort(firsts):
+            if not wanted:
+                break
+            record = self[int(index)]
+            if wanted.intersection(record.addresses):
+                wanted.difference_update(record.addresses)
+                examples.append(record)
+        return examples
 
     def trace_type_column(self) -> np.ndarray:
         """int64 ``[N]``: the trace type of every trace, in order (read-only)."""

@@ -18,7 +18,7 @@ from ppx.inference.ic.writer import TraceWriter
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["TraceWriter", "generate_chunk", "generate_dataset"]
+__all__ = ["TraceWriter", "generate_chunk", "generate_chunk_here", "generate_dataset"]
 
 
 def generate_dataset(
@@ -76,7 +76,7 @@ def generate_dataset(
         done = writer.committed
         starts = range(done, num_traces, chunk_size)
         tasks = [(spec, names, s, min(chunk_size, num_traces - s), seed) for s in starts]
-        function = generate_chunk if client is not None else _generate_chunk_here
+        function = generate_chunk if client is not None else generate_chunk_here
         label = f"generate {simulator}"
         initial = min(done, num_traces)
         with progress_bar(num_traces, label, show=progress, unit="tr", initial=initial) as bar:
@@ -127,7 +127,7 @@ def generate_chunk(
     return records
 
 
-def _generate_chunk_here(
+def generate_chunk_here(
     spec: ModelSpec, observe_names: Sequence[str], start: int, count: int, seed: int
 ) -> list[TraceRecord]:
     """:func:`generate_chunk`, leaving this process's torch random state as it was."""

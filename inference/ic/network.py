@@ -304,15 +304,16 @@ def _embedding(config: NetworkConfig, shapes: Mapping[str, tuple[int, ...]]) -> 
             raise ValueError(
                 f"embedding='cnn3d' needs one 3-d observation, got shapes {dict(shapes)}"
             )
+        # no ReLU after the last layer: with one, most units died in training on tau
+        # images (70% never active, the embedding constant across events: measured)
         return nn.Sequential(
             nn.Conv3d(1, 8, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool3d(2),
             nn.Conv3d(8, 16, 3, padding=1),
             nn.ReLU(),
-            nn.AdaptiveAvgPool3d(2),
+            nn.AdaptiveAvgPool3d(3),
             nn.Flatten(),
-            nn.Linear(16 * 8, size),
-            nn.ReLU(),
+            nn.Linear(16 * 27, size),
         )
     return nn.Sequential(nn.Linear(width, size), nn.ReLU(), nn.Linear(size, size), nn.ReLU())

@@ -18,7 +18,6 @@ from ppx.inference.ic.storage import (
     VERSION,
     PartFile,
     PartIndex,
-    decode_latents,
     fsync,
     open_part,
     part_dataset,
@@ -37,6 +36,8 @@ class _Columns:
 
     addresses: dict[str, int]
     kinds: dict[str, int]
+    names: dict[str, int]
+    tags: dict[str, int]
     trace_type: list[int]
     ints: list[int]
     floats: list[np.ndarray]
@@ -46,7 +47,7 @@ class _Columns:
     @classmethod
     def encode(cls, records: Iterable[TraceRecord]) -> _Columns:
         """The columns of ``records``, in order."""
-        columns = cls({}, {}, [], [], [], [], [])
+        columns = cls({}, {}, {}, {}, [], [], [], [], [])
         for record in records:
             columns.add(record)
         return columns
@@ -54,20 +55,34 @@ class _Columns:
     def add(self, record: TraceRecord) -> None:
         """Append one trace."""
         size = self.floats_end[-1] if self.floats_end else 0
-        for address, kind, value, parameters in zip(
-            record.addresses, record.kinds, record.values, record.parameters, strict=True
+        self.ints.append(len(record.addresses))
+        for address, kind, name, value, parameters in zip(
+            record.addresses,
+            record.kinds,
+            record.names,
+            record.values,
+            record.parameters,
+            strict=True,
         ):
             address_id = self.addresses.setdefault(address, len(self.addresses))
             kind_id = self.kinds.setdefault(kind, len(self.kinds))
-            self.ints += (address_id, kind_id, 1 + len(parameters))
+            name_id = -1 if name is None else self.names.setdefault(name, len(self.names))
+            self.ints += (address_id, kind_id, name_id, 1 + len(parameters))
             for array in (value, *parameters):
-                tensor = np.asarray(array, np.float64)
-                self.ints += (tensor.ndim, *tensor.shape)
-                self.floats.append(tensor.reshape(-1))
-                size += tensor.size
+                size += self._tensor(array)
+        for tag, value in record.tags:
+            self.ints.append(self.tags.setdefault(tag, len(self.tags)))
+            size += self._tensor(value)
         self.trace_type.append(record.trace_type)
         self.ints_end.append(len(self.ints))
         self.floats_end.append(size)
+
+    def _tensor(self, array: np.ndarray) -> int:
+        """Append one tensor (``ndim, *dims`` and its elements); return its size."""
+        tensor = np.asarray(array, np.float64)
+        self.ints += (tensor.ndim, *tensor.shape)
+        self.floats.append(tensor.reshape(-1))
+        return tensor.size
 
 
 @contextlib.contextmanager
@@ -100,6 +115,8 @@ def _write_columns(file: h5py.File, columns: _Columns) -> None:
     strings = h5py.string_dtype()
     file.create_dataset("addresses", data=np.array(list(columns.addresses), dtype=strings))
     file.create_dataset("kinds", data=np.array(list(columns.kinds), dtype=strings))
+    file.create_dataset("names", data=np.array(list(columns.names), dtype=strings))
+    file.create_dataset("tags", data=np.array(list(columns.tags), dtype=strings))
     _column(file, "trace_type", np.array(columns.trace_type, np.int64))
     _column(file, "ints_end", np.array(columns.ints_end, np.int64))
     _column(file, "floats_end", np.array(columns.floats_end, np.int64))
@@ -169,12 +186,11 @@ def merge_parts(
 
 
 def read_latents(part: PartFile) -> Iterator[TraceRecord]:
-    """Every trace of ``part``, without observations."""
+    """Every trace of ``part``, without observations; its /ints and /floats are read at once."""
     index = PartIndex.load(part, [], {})
     with open_part(part.path) as file:
-        ints = part_dataset(file, "ints", part.path)[()]
+        ints: list[int] = part_dataset(file, "ints", part.path)[()].tolist()
         floats = part_dataset(file, "floats", part.path)[()]
     for row in range(index.count):
         (i0, i1), (f0, f1) = index.ints_range(row), index.floats_range(row)
-        latents = decode_latents(ints[i0:i1].tolist(), floats[f0:f1], index.addresses, index.kinds)
-        yield TraceRecord(*latents, observations={})
+        yield index.record(ints[i0:i1], floats[f0:f1], {})

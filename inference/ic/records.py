@@ -10,10 +10,11 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ppx.inference.ic.loops import LoopFolder
 from ppx.protocol import distribution_kind, distribution_parameters
 from ppx.trace import Draw, Trace
 
-__all__ = ["TraceRecord", "record_from_trace", "stable_seed", "trace_type_of"]
+__all__ = ["TraceRecord", "folded_latents", "record_from_trace", "stable_seed", "trace_type_of"]
 
 
 def stable_seed(*numbers: int) -> int:
@@ -50,8 +51,12 @@ class TraceRecord:
             (:func:`ppx.protocol.distribution_parameters` order).
         values: float64 value of each draw (the draw's shape; scalars have shape ``()``).
         observations: float64 observed (or simulated) value by observe name.
+        names: the user's name of each draw, ``None`` where unnamed (default:
+            all unnamed); :meth:`ppx.inference.Empirical.load` keys values by them.
+        tags: the run's numeric tags, ``(name, float64 value)`` in tagging order
+            (default: none); other tags are not kept.
 
-    Records compare equal when every address, kind and array is equal.
+    Records compare equal when every address, kind, name, tag and array is equal.
     """
 
     addresses: tuple[str, ...]
@@ -59,6 +64,8 @@ class TraceRecord:
     parameters: tuple[tuple[np.ndarray, ...], ...]
     values: tuple[np.ndarray, ...]
     observations: dict[str, np.ndarray]
+    names: tuple[str | None, ...] = ()
+    tags: tuple[tuple[str, np.ndarray], ...] = ()
 
     def __post_init__(self) -> None:
         sizes = {len(self.addresses), len(self.kinds), len(self.parameters), len(self.values)}
@@ -68,6 +75,10 @@ class TraceRecord:
                 f"{len(self.addresses)} addresses, {len(self.kinds)} kinds, "
                 f"{len(self.parameters)} parameter tuples and {len(self.values)} values"
             )
+        if not self.names:  # frozen: set once, here
+            object.__setattr__(self, "names", (None,) * len(self.addresses))
+        elif len(self.names) != len(self.addresses):
+            raise ValueError(f"{len(self.addresses)} addresses but {len(self.names)} names")
 
     @cached_property
     def trace_type(self) -> int:
@@ -85,6 +96,9 @@ class TraceRecord:
             and all(map(_arrays_equal, self.parameters, other.parameters))
             and self.observations.keys() == other.observations.keys()
             and all(_equal(v, other.observations[k]) for k, v in self.observations.items())
+            and self.names == other.names
+            and [tag for tag, _ in self.tags] == [tag for tag, _ in other.tags]
+            and _arrays_equal([v for _, v in self.tags], [v for _, v in other.tags])
         )
 
     __hash__ = None  # type: ignore[assignment] - mutable arrays: not hashable
@@ -116,6 +130,8 @@ def record_from_trace(trace: Trace, observe_names: Sequence[str]) -> TraceRecord
 
     Returns:
         The record: the controlled latents in run order, and the observations.
+        A rejection-sampling loop (draws marked ``replace``) keeps only its
+        accepted try, at the address ``stem__loopK`` (:mod:`.loops`).
 
     Raises:
         ValueError: a name matches no observe statement of the trace (the
@@ -125,14 +141,38 @@ def record_from_trace(trace: Trace, observe_names: Sequence[str]) -> TraceRecord
     Example:
         >>> record = record_from_trace(model.run(), ["obs0", "obs1"])
     """
-    latents = trace.controlled_latents()
+    addresses, latents = folded_latents(trace)
     return TraceRecord(
-        tuple(draw.address for draw in latents),
+        tuple(addresses),
         tuple(distribution_kind(_prior(draw)) for draw in latents),
         tuple(tuple(map(_float64, distribution_parameters(_prior(d)))) for d in latents),
         tuple(_float64(draw.value) for draw in latents),
         _observations(trace, observe_names),
+        names=tuple(draw.name for draw in latents),
+        tags=tuple(
+            (tag, _float64(value))
+            for tag, value in trace.tags.items()
+            if isinstance(value, torch.Tensor | np.ndarray | float | int)
+        ),
     )
+
+
+def folded_latents(trace: Trace) -> tuple[list[str], list[Draw]]:
+    """The controlled latents with each rejection-sampling loop folded to its accepted try.
+
+    Returns:
+        The addresses the network knows the draws by, and the draws.
+    """
+    folder: LoopFolder[None] = LoopFolder()
+    addresses: list[str] = []
+    draws: list[Draw] = []
+    for draw in trace.controlled_latents():
+        address, rewind = folder.fold(draw.address, draw.replace, len(draws), None)
+        if rewind is not None:
+            del addresses[rewind.length :], draws[rewind.length :]
+        addresses.append(address)
+        draws.append(draw)
+    return addresses, draws
 
 
 def _prior(draw: Draw) -> torch.distributions.Distribution:

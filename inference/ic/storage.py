@@ -1,4 +1,14 @@
-"""The storage format of trace datasets: HDF5 part files in a folder, and their index.
+"""The storage format of trace datasets, PPX's one format of prior traces: part files in a folder.
+
+A trace dataset holds prior runs of a simulator, each run's controlled draws
+(address, name, distribution kind, prior parameters, value), its numeric tags
+and its observations. It is what ``ppx prior --out DIR`` and
+:func:`~ppx.inference.ic.generate.generate_dataset` write, what inference
+compilation trains on (``ppx train --dataset DIR``), and what
+:meth:`Empirical.load <ppx.inference.Empirical.load>` and ``ppx plot DIR`` read
+as equally weighted prior records (:mod:`ppx.inference.ic.prior_records`).
+Weighted posteriors (importance sampling, MCMC) are single HDF5 files of
+another layout, :mod:`ppx.inference.hdf5`.
 
 :mod:`ppx.inference.ic.dataset` reads datasets (:class:`~ppx.inference.ic.dataset.TraceDataset`);
 :mod:`ppx.inference.ic.writer` writes them (:class:`~ppx.inference.ic.writer.TraceWriter`).
@@ -11,22 +21,28 @@ A dataset is a folder::
                         into place: a part that exists is complete
     part-S-E.h5.tmp     a part being written (ignored by readers, removed by writers)
 
-Every part is self-contained::
+Every part is self-contained (version 2; parts of version 1 lack what is marked v2)::
 
     attrs               format "ppx.ic.traces.part", version, start, count (= E - S)
     /addresses          str     [A]        the part's address vocabulary
     /kinds              str     [K]        the part's distribution-kind vocabulary
+    /names              str     [M]        the part's draw-name vocabulary (v2)
+    /tags               str     [T]        the part's tag-name vocabulary (v2)
     /trace_type         int64   [n]        each trace's type (:func:`.records.trace_type_of`)
     /ints_end           int64   [n]        end of trace i's slice of /ints (start: end of i-1)
     /floats_end         int64   [n]        end of trace i's slice of /floats
-    /ints               int32   [I]        per draw: address id, kind id, number of tensors m,
-                                           then m times (ndim, *dims): the value, then the
-                                           prior's parameters in wire order
-    /floats             float64 [F]        per draw: those m tensors' elements (C order)
+    /ints               int32   [I]        per trace: its number of draws D (v2); per draw:
+                                           address id, kind id, name id (v2, -1: unnamed),
+                                           number of tensors m, then m times (ndim, *dims):
+                                           the value, then the prior's parameters in wire
+                                           order; then per tag (v2): tag id, ndim, *dims
+    /floats             float64 [F]        per draw: those m tensors' elements (C order);
+                                           then each tag's elements (v2)
     /observations/<j>   float64 [n, *shape]  the values of observe name j (dataset.json order)
 
-All columns are gzip-compressed (with the shuffle filter). Address and kind
-ids index the part's own vocabularies, so a part never changes once written.
+All columns are gzip-compressed (with the shuffle filter). Address, kind, name
+and tag ids index the part's own vocabularies, so a part never changes once
+written. ``dataset.json`` has the version of the newest parts in the folder.
 A writer appends a
 buffer of traces as a new part (write ``.tmp``, fsync, rename), so a process
 killed at any moment leaves every committed trace readable and no half-written
@@ -57,18 +73,17 @@ import h5py
 import numpy as np
 
 from ppx.inference.hdf5 import int_attribute
+from ppx.inference.ic.records import TraceRecord
 
 __all__ = [
     "FORMAT",
     "METADATA",
     "PART_FORMAT",
     "VERSION",
-    "Latents",
     "Metadata",
     "Origin",
     "PartFile",
     "PartIndex",
-    "decode_latents",
     "fsync",
     "open_part",
     "part_dataset",
@@ -78,39 +93,12 @@ __all__ = [
 
 FORMAT = "ppx.ic.traces"
 PART_FORMAT = "ppx.ic.traces.part"
-VERSION = 1
+VERSION = 2
 METADATA = "dataset.json"
 _PART_NAME = re.compile(r"^part-(\d{12})-(\d{12})\.h5$")
 _CACHE_BYTES = 2 << 20  # HDF5 chunk cache of each dataset a reader opens
 #: How a dataset's traces were made (e.g. ``{"generator": "prior", "seed": 0}``).
 Origin: TypeAlias = Mapping[str, str | int | float]
-#: A trace's addresses, kinds, parameters and values (the fields of a TraceRecord).
-Latents: TypeAlias = tuple[
-    tuple[str, ...], tuple[str, ...], tuple[tuple[np.ndarray, ...], ...], tuple[np.ndarray, ...]
-]
-
-
-# -- encoding traces as flat columns ---------------------------------------------------------
-def decode_latents(
-    ints: list[int], floats: np.ndarray, addresses: list[str], kinds: list[str]
-) -> Latents:
-    """Addresses, kinds, parameters and values from one trace's slices of /ints and /floats."""
-    names, kind_names, parameters, values = [], [], [], []
-    i = f = 0
-    while i < len(ints):
-        names.append(addresses[ints[i]])
-        kind_names.append(kinds[ints[i + 1]])
-        tensors = []
-        i, count = i + 3, ints[i + 2]
-        for _ in range(count):
-            ndim = ints[i]
-            shape = tuple(ints[i + 1 : i + 1 + ndim])
-            size = math.prod(shape)
-            tensors.append(floats[f : f + size].reshape(shape))
-            i, f = i + 1 + ndim, f + size
-        values.append(tensors[0])
-        parameters.append(tuple(tensors[1:]))
-    return tuple(names), tuple(kind_names), tuple(parameters), tuple(values)
 
 
 # -- dataset.json ----------------------------------------------------------------------------
@@ -270,6 +258,9 @@ class PartIndex:
     trace_type: np.ndarray
     ints_end: np.ndarray
     floats_end: np.ndarray
+    version: int
+    names: list[str]  # names and tags: empty in parts of version 1
+    tags: list[str]
 
     @classmethod
     def load(
@@ -297,15 +288,28 @@ class PartIndex:
         count = int_attribute(file, "count", path)
         if int_attribute(file, "start", path) != part.start or count != part.end - part.start:
             raise ValueError(f"trace part {str(path)!r} does not hold the traces its name says")
+        version = int_attribute(file, "version", path)
+        if version > VERSION:
+            raise ValueError(
+                f"trace part {str(path)!r} has format version {version}; this PPX reads up to "
+                f"{VERSION}: upgrade PPX"
+            )
+
+        def strings(name: str) -> list[str]:
+            return [str(a) for a in part_dataset(file, name, path).asstr()[()]]
+
         return cls(
             path,
             part.start,
             count,
-            [str(a) for a in part_dataset(file, "addresses", path).asstr()[()]],
-            [str(k) for k in part_dataset(file, "kinds", path).asstr()[()]],
+            strings("addresses"),
+            strings("kinds"),
             np.asarray(part_dataset(file, "trace_type", path)[()], np.int64),
             np.asarray(part_dataset(file, "ints_end", path)[()], np.int64),
             np.asarray(part_dataset(file, "floats_end", path)[()], np.int64),
+            version,
+            strings("names") if version >= 2 else [],
+            strings("tags") if version >= 2 else [],
         )
 
     def _check(
@@ -335,3 +339,48 @@ class PartIndex:
     def floats_range(self, row: int) -> tuple[int, int]:
         """Where trace ``row`` lies in /floats."""
         return int(self.floats_end[row - 1]) if row else 0, int(self.floats_end[row])
+
+    def record(
+        self, ints: list[int], floats: np.ndarray, observations: dict[str, np.ndarray]
+    ) -> TraceRecord:
+        """The record of one trace of this part, from its slices of /ints and /floats.
+
+        Its arrays are views of ``floats``.
+        """
+        addresses, kinds, names, parameters, values = [], [], [], [], []
+        draws = ints[0] if self.version >= 2 else len(ints)  # version 1: draws to the end
+        i, f = (1 if self.version >= 2 else 0), 0
+        while len(values) < draws and i < len(ints):
+            addresses.append(self.addresses[ints[i]])
+            kinds.append(self.kinds[ints[i + 1]])
+            if self.version >= 2:  # the name id, then as in version 1
+                names.append(self.names[ints[i + 2]] if ints[i + 2] >= 0 else None)
+                i += 1
+            tensors = []
+            i, count = i + 3, ints[i + 2]
+            for _ in range(count):
+                tensor, i, f = _tensor(ints, i, floats, f)
+                tensors.append(tensor)
+            values.append(tensors[0])
+            parameters.append(tuple(tensors[1:]))
+        tags = []
+        while i < len(ints):
+            tag = self.tags[ints[i]]
+            tensor, i, f = _tensor(ints, i + 1, floats, f)
+            tags.append((tag, tensor))
+        return TraceRecord(
+            tuple(addresses), tuple(kinds), tuple(parameters), tuple(values), observations,
+            tuple(names), tuple(tags),
+        )  # fmt: skip
+
+
+def _tensor(ints: list[int], i: int, floats: np.ndarray, f: int) -> tuple[np.ndarray, int, int]:
+    """The tensor whose ``ndim, *dims`` start at ``ints[i]`` and elements at ``floats[f]``.
+
+    Returns:
+        The tensor (a view of ``floats``), and where the next one starts in each.
+    """
+    ndim = ints[i]
+    shape = tuple(ints[i + 1 : i + 1 + ndim])
+    size = math.prod(shape)
+    return floats[f : f + size].reshape(shape), i + 1 + ndim, f + size

@@ -4,7 +4,8 @@ The loss is the expected negative log proposal density of prior traces,
 ``E_{p(z, x)}[-log q(z | x)]`` (Le, Baydin & Wood 2017), estimated on
 minibatches of one trace type. Training runs on the GPU when there is one
 (bfloat16 autocast), checkpoints to a file it resumes from, keeps a
-validation loss, and shows traces/s and the loss in its progress bar.
+validation loss, and shows traces/s and the loss in its progress bar. Under
+``torchrun`` it trains data-parallel on a dataset (:mod:`ppx.inference.ic.distributed`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,8 +26,12 @@ from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
 from ppx.inference.executor import progress_bar
 from ppx.inference.ic.dataset import TraceDataset, TraceRecord
+from ppx.inference.ic.distributed import Ranks, process_group, training_loss, world_size
 from ppx.inference.ic.network import AddressInfo, NetworkConfig, ProposalNetwork
 from ppx.inference.ic.sources import OfflineSource, OnlineSource, Source, new_network
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["InferenceNetwork", "fit", "load_network", "save_network"]
 
@@ -77,6 +82,7 @@ def fit(
     checkpoint: str | Path | None = None,
     device: str = "auto",
     seed: int = 0,
+    client: Client | None = None,
     progress: bool | None = None,
 ) -> InferenceNetwork:
     """Train a proposal network on prior traces.
@@ -95,11 +101,25 @@ def fit(
         valid_size: traces held out for the validation loss.
         checkpoint: a file to save progress to, and resume from when it exists.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-        seed: seeds the network's initialisation and the batch order.
+        seed: seeds the network's initialisation and the batch order, and
+            online the simulated traces (the same with or without ``client``).
+        client: online: simulate on this Dask client's workers, each owning
+            its simulator, while training (two chunks of traces per worker in
+            flight).
         progress: show a progress bar (default: when stderr is a terminal).
 
     Returns:
         The trained network, with its loss history in ``network.history``.
+
+    Under ``torchrun`` with several processes it trains data-parallel from a
+    dataset (see :mod:`ppx.inference.ic.distributed`): ``batch_size`` is per
+    rank, every rank returns the same weights, and rank 0 alone shows the
+    progress bar, writes the checkpoint and has the validation loss in its
+    history; save the network from rank 0 only.
+
+    Raises:
+        ValueError: online training under ``torchrun`` with several processes
+            (generate a dataset first).
 
     Example:
         >>> net = fit(ppx.LocalModel(gaussian.model), ["obs0", "obs1"], num_traces=20_000)
@@ -109,51 +129,77 @@ def fit(
     torch.manual_seed(seed)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    target = torch.device(device)
     if isinstance(data, (str, Path)):
         data = TraceDataset(data)
-    if isinstance(data, TraceDataset):
-        source = OfflineSource(data, batch_size, epochs, valid_size, seed)
-    else:
-        if not observe_names:
-            raise ValueError(
-                "online training needs observe_names: the observations to condition on"
+    if not isinstance(data, TraceDataset) and world_size() > 1:
+        raise ValueError(
+            "online training runs in one process: under torchrun, generate a trace dataset "
+            "first (generate_dataset) and train on it"
+        )
+    with process_group(device) as ranks:
+        source: Source
+        if isinstance(data, TraceDataset):
+            source = OfflineSource(
+                data, batch_size, epochs, valid_size, seed, ranks.rank, ranks.size
             )
-        source = OnlineSource(data, list(observe_names), batch_size, num_traces, valid_size)
-    network = new_network(InferenceNetwork, source, config, embedding).to(target)
-    trainer = _Trainer(network, learning_rate, target, checkpoint)
-    trainer.run(source, progress)
+        else:
+            if not observe_names:
+                raise ValueError(
+                    "online training needs observe_names: the observations to condition on"
+                )
+            source = OnlineSource(
+                data, list(observe_names), batch_size, num_traces, valid_size,
+                seed=seed, client=client,
+            )  # fmt: skip
+        network = new_network(InferenceNetwork, source, config, embedding).to(ranks.device)
+        if isinstance(data, TraceDataset) and ranks.size > 1:  # DDP needs every head up front
+            network.add_addresses(data.address_examples())
+        trainer = _Trainer(network, learning_rate, ranks, checkpoint)
+        trainer.run(source, progress if ranks.main else False)
     return network.eval()
 
 
 class _Trainer:
-    """The optimisation loop: steps, validation, checkpoints."""
+    """The optimisation loop: steps, validation, checkpoints.
+
+    Under several ranks every rank resumes from the checkpoint and steps
+    through DDP; rank 0 alone validates and writes the checkpoint, and the
+    progress bar counts the traces of all ranks.
+    """
 
     def __init__(
         self,
         network: InferenceNetwork,
         learning_rate: float,
-        device: torch.device,
+        ranks: Ranks,
         checkpoint: str | Path | None,
     ) -> None:
         self.network = network
         self.optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
-        self.device = device
+        self.device = ranks.device
+        self.ranks = ranks
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.step = 0
         network.history = {"step": [], "loss": [], "valid_step": [], "valid_loss": []}
         if self.checkpoint is not None and self.checkpoint.exists():
             self._resume(self.checkpoint)
+        self.loss = training_loss(network, ranks)  # after resuming: DDP syncs the weights
+
+    @property
+    def _saves(self) -> bool:
+        """Whether this process writes the checkpoint."""
+        return self.checkpoint is not None and self.ranks.main
 
     def run(self, source: Source, progress: bool | None) -> None:
         history = self.network.history
+        ranks = self.ranks.size
         with (
             progress_bar(
                 source.total,
                 "training",
                 show=progress,
                 unit="tr",
-                initial=min(self.step * source.batch_size, source.total),
+                initial=min(self.step * source.batch_size * ranks, source.total),
             ) as bar,
             self._checkpoint_on_interrupt(),
         ):
@@ -165,16 +211,16 @@ class _Trainer:
                 self.step = step
                 history["step"].append(step)
                 history["loss"].append(loss)
-                seen += len(batch)
-                bar.update(len(batch))
+                seen += len(batch) * ranks  # about: the other ranks' batches are alike
+                bar.update(len(batch) * ranks)
                 rate = seen / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(loss=f"{loss:.3f}", traces_per_s=f"{rate:.0f}")
                 if step % source.valid_every == 0:
                     self._validate(source.valid)
-                if self.checkpoint is not None and step % 50 == 0:
+                if self._saves and step % 50 == 0:
                     self.save_checkpoint()
         self._validate(source.valid)
-        if self.checkpoint is not None:
+        if self._saves:
             self.save_checkpoint()
 
     @contextlib.contextmanager
@@ -183,7 +229,7 @@ class _Trainer:
         try:
             yield
         except KeyboardInterrupt:
-            if self.checkpoint is not None and self.step:
+            if self._saves and self.step:
                 self.save_checkpoint()
                 print(
                     f"interrupted at step {self.step}: checkpoint saved to {self.checkpoint}; "
@@ -201,7 +247,7 @@ class _Trainer:
         with torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
         ):
-            loss = network.loss(batch)
+            loss = self.loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"the training loss became {float(loss)} at step {self.step + 1}"
@@ -211,7 +257,7 @@ class _Trainer:
         return float(loss.detach())
 
     def _validate(self, valid: Sequence[Sequence[TraceRecord]]) -> None:
-        if not valid:
+        if not valid or not self.ranks.main:
             return
         network = self.network.eval()
         with torch.no_grad():

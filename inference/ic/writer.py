@@ -80,6 +80,7 @@ class TraceWriter:
         self._metadata = Metadata.read(folder)
         parts, stale = select_parts(folder)
         self._check_same(simulator, names, origin, empty=not parts)
+        self._metadata.write(folder)  # with this format's version: that of the parts it adds
         return parts, stale
 
     def _check_same(

@@ -7,9 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from ppx.cli import report
 from ppx.cli.common import (
@@ -31,6 +29,7 @@ from ppx.simulators import registry
 
 if TYPE_CHECKING:
     from ppx.inference.ic import InferenceNetwork
+    from ppx.trace import Trace
 
 __all__ = ["app"]
 
@@ -75,11 +74,32 @@ def prior(
     simulator: SimulatorOption = None,
     address: AddressOption = None,
     num_traces: Annotated[int, typer.Option("--num-traces", "-n", min=1)] = 1000,
-    out: Annotated[Path | None, typer.Option(help="write the traces to this HDF5 file")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="write the traces to this trace dataset folder (extended if it exists)"),
+    ] = None,
+    observe_names: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--observe-name",
+            help="with --out: an observation to record (repeat; default: every observe statement)",
+        ),
+    ] = None,
     timeout: TimeoutOption = 30.0,
     seed: SeedOption = None,
 ) -> None:
-    """Run the simulator under its prior and summarise its latents."""
+    """Run the simulator under its prior and summarise its latents; --out writes a trace dataset.
+
+    The dataset folder is what ppx train --dataset trains on and what ppx plot
+    and Empirical.load read; trace i is seeded from (--seed, default 0, i), so a run
+    interrupted, or run again with a larger -n, adds only the missing traces.
+    """
+    if out is not None:
+        spec = model_spec(simulator, address, timeout)
+        _prior_dataset(spec, out, num_traces, observe_names, seed)
+        return
+    if observe_names:
+        raise typer.BadParameter("--observe-name goes with --out", param_hint="--observe-name")
     seed_engine(seed)
     from tqdm import tqdm
 
@@ -89,18 +109,45 @@ def prior(
         elapsed = time.perf_counter() - started
         name = model.name
     rate = num_traces / elapsed
-    table = Table(title=f"prior of {name}: {num_traces} traces, {rate:.0f} traces/s")
-    for column in ("latent", "mean", "std", "min", "max"):
-        table.add_column(column, justify="left" if column == "latent" else "right")
-    for key in report.latent_names(traces):
-        values = np.array([float(t[key]) for t in traces])
-        table.add_row(key, *(f"{f(values):.4g}" for f in (np.mean, np.std, np.min, np.max)))
-    console.print(table)
-    if out is not None:
-        from ppx.inference.hdf5 import save_traces
+    title = f"prior of {name}: {num_traces} traces, {rate:.0f} traces/s"
+    keys = report.latent_names(traces)
+    report.print_prior(console, title, ({key: t[key] for key in keys} for t in traces))
 
-        save_traces(out, traces, name)
-        console.print(f"wrote {num_traces} traces to {out}")
+
+def _prior_dataset(
+    spec: ModelSpec, out: Path, num_traces: int, names: list[str] | None, seed: int | None
+) -> None:
+    """``ppx prior --out``: generate (or extend) the trace dataset ``out``, then summarise it."""
+    from ppx.inference.ic import generate_dataset
+    from ppx.inference.ic.prior_records import iter_prior
+
+    if out.suffix.lower() in (".h5", ".hdf5") or out.is_file():
+        raise typer.BadParameter(
+            f"ppx prior writes a trace dataset, a folder, not the file {str(out)!r}: give a "
+            f"folder, e.g. --out {out.with_suffix('')}; ppx plot and Empirical.load read it",
+            param_hint="--out",
+        )
+    with released(spec):
+        model = spec.cached()
+        name, names = model.name, names or _observe_names(model.run())
+        started = time.perf_counter()
+        try:
+            dataset = generate_dataset(spec, out, num_traces, names, seed=seed or 0, progress=True)
+        except ValueError as error:  # another dataset there, an observe name the runs lack
+            raise typer.BadParameter(str(error)) from None
+        elapsed = time.perf_counter() - started
+    title = f"prior of {name}: {len(dataset)} traces in {out} ({elapsed:.1f} s)"
+    report.print_prior(console, title, iter_prior(out), label="latent or tag")
+    console.print(f"wrote {len(dataset)} traces to {out}; observations: {', '.join(names)}")
+
+
+def _observe_names(trace: Trace) -> list[str]:
+    """A key for every observe statement of ``trace``: its name, else (repeated name) address."""
+    return [
+        draw.name if draw.name is not None and trace.draw(draw.name) is draw else draw.address
+        for draw in trace.draws
+        if draw.statement == "observe"
+    ]
 
 
 class Engine(str, Enum):
@@ -221,27 +268,41 @@ def train(
     out: Annotated[Path, typer.Option(help="where to save the network")] = Path("network.pt"),
     checkpoint: Annotated[Path | None, typer.Option(help="save progress here; resume")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    workers: Annotated[int | None, typer.Option(help="Dask workers generating the dataset")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="local Dask workers simulating the traces (dataset or online)"),
+    ] = None,
     timeout: TimeoutOption = 30.0,
     seed: Annotated[int, typer.Option(help="seeds traces, initialisation and batches")] = 0,
 ) -> None:
-    """Train an inference-compilation network: proposals for ppx infer --engine ic."""
+    """Train an inference-compilation network: proposals for ppx infer --engine ic.
+
+    Under torchrun --nproc_per_node N -m ppx.cli train --dataset DIR it trains
+    data-parallel on N processes; rank 0 prints and writes the files.
+    """
     from ppx.inference.ic import InferenceNetwork, TraceDataset, generate_dataset
+    from ppx.inference.ic.distributed import is_main_process, world_size
 
     with_model = simulator is not None or address is not None
     if not with_model and dataset is None:
         raise typer.BadParameter("give --simulator/--address (and maybe --dataset), or --dataset")
+    if with_model and world_size() > 1:
+        raise typer.BadParameter(
+            "under torchrun, train on a dataset only: make it first in one process "
+            "(ppx train --simulator ... --dataset DIR), then torchrun ... train --dataset DIR"
+        )
+    main = is_main_process()
     source: TraceDataset | ModelSpec
     spec = model_spec(simulator, address, timeout) if with_model else None
     names = list(observe_names or [])
-    with released(spec):
-        if spec is not None and not names:
-            raise typer.BadParameter("name the observations with --observe-name (repeat)")
+    if spec is not None and not names:
+        raise typer.BadParameter("name the observations with --observe-name (repeat)")
+    on_dask = spec is not None and bool(workers)
+    with released(spec), dask_client(on_dask, None, workers, None, 1) as client:
         if spec is not None and dataset is not None:
-            with dask_client(bool(workers), None, workers, None, 1) as client:
-                source = generate_dataset(
-                    spec, dataset, num_traces, names, client=client, seed=seed, progress=True
-                )
+            source = generate_dataset(
+                spec, dataset, num_traces, names, client=client, seed=seed, progress=True
+            )
         elif spec is not None:
             source = spec
         else:
@@ -250,13 +311,15 @@ def train(
                 source = TraceDataset(dataset)
             except (OSError, ValueError) as error:
                 raise typer.BadParameter(str(error), param_hint="--dataset") from None
-        if isinstance(source, TraceDataset):
+        if isinstance(source, TraceDataset) and main:
             console.print(source.summary())
         net = InferenceNetwork.fit(
             source, names or None, num_traces=num_traces, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, checkpoint=checkpoint, device=device, seed=seed,
-            progress=True,
+            client=client if isinstance(source, ModelSpec) else None, progress=True,
         )  # fmt: skip
+    if not main:
+        return
     net.save(out)
     plot = report.plot_losses(net.history, out.with_suffix(".loss.png"))
     valid = net.history.get("valid_loss") or [float("nan")]
@@ -269,13 +332,16 @@ def train(
 
 @app.command()
 def plot(
-    posterior_file: Annotated[Path, typer.Argument(help="a posterior saved by ppx infer --out")],
+    posterior_file: Annotated[
+        Path,
+        typer.Argument(help="a posterior file (ppx infer --out), a dataset (ppx prior --out)"),
+    ],
     out: Annotated[Path | None, typer.Option(help="folder for the PNG files")] = None,
     names: Annotated[
         list[str] | None, typer.Option("--name", help="latents to plot (repeat)")
     ] = None,
 ) -> None:
-    """Trace and corner plots of a saved posterior (PNG files)."""
+    """Trace and corner plots of a saved posterior, or of a trace dataset's prior (PNG files)."""
     from ppx.inference import Empirical
 
     try:

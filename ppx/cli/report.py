@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,17 @@ from rich.console import Console
 from rich.table import Table
 
 from ppx.inference import Empirical
+from ppx.inference.records import Value
 from ppx.trace import Trace
 
-__all__ = ["latent_names", "plot", "plot_losses", "print_chains", "print_weighted"]
+__all__ = [
+    "latent_names",
+    "plot",
+    "plot_losses",
+    "print_chains",
+    "print_prior",
+    "print_weighted",
+]
 
 
 def latent_names(traces: Sequence[Trace]) -> list[str]:
@@ -27,10 +36,33 @@ def latent_names(traces: Sequence[Trace]) -> list[str]:
     return [key for key, count in keys.items() if count == len(traces)]
 
 
+def print_prior(
+    console: Console, title: str, records: Iterable[Mapping[str, Value]], label: str = "latent"
+) -> None:
+    """Mean, std, min and max of every scalar key present in all ``records``, in one pass.
+
+    Only the scalars' values are kept (8 bytes each), so ``records`` may stream
+    from a trace dataset of any size.
+    """
+    columns: dict[str, array[float]] = {}
+    count = 0
+    for record in records:
+        count += 1
+        for key, value in record.items():
+            if np.ndim(value) == 0:
+                columns.setdefault(key, array("d")).append(float(value))
+    table = _table(title, (label, "mean", "std", "min", "max"))
+    for key, column in columns.items():
+        if len(column) == count:
+            values = np.frombuffer(column)
+            table.add_row(key, *(f"{f(values):.4g}" for f in (np.mean, np.std, np.min, np.max)))
+    console.print(table)
+
+
 def _table(title: str, columns: Sequence[str]) -> Table:
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column, justify="left" if column == "latent" else "right")
+    for number, column in enumerate(columns):
+        table.add_column(column, justify="right" if number else "left")
     return table
 
 

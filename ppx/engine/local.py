@@ -54,7 +54,7 @@ class RecordingHandler(Handler):
     def process_sample(self, effect: Effect) -> None:
         assert effect.distribution is not None
         effect.value = self.recorder.sample(
-            effect.address, effect.name, effect.distribution, effect.control
+            effect.address, effect.name, effect.distribution, effect.control, effect.replace
         )
 
     def process_observe(self, effect: Effect) -> None:

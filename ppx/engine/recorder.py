@@ -65,9 +65,14 @@ class Recorder:
         return None
 
     def sample(
-        self, base: str, name: str | None, distribution: Distribution, control: bool = True
+        self,
+        base: str,
+        name: str | None,
+        distribution: Distribution,
+        control: bool = True,
+        replace: bool = False,
     ) -> Tensor:
-        """Record a sample and return its value."""
+        """Record a sample and return its value (``replace``: see ``ppx.sample``)."""
         address = self.counter.address(address_stem(base, distribution))
         observed = self._observed_value(address, base, name)
         if observed is not None:
@@ -81,7 +86,9 @@ class Recorder:
             value = distribution.sample() if known is None else known
         if not isinstance(value, Tensor):
             value = torch.as_tensor(value)
-        self.trace.add(Draw(address, base, name, distribution, value, control, False))
+        self.trace.add(
+            Draw(address, base, name, distribution, value, control, False, replace=replace)
+        )
         return value
 
     def local_block(

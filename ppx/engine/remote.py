@@ -256,7 +256,7 @@ class RemoteModel(Model):
     # -- one answer per message type a simulator sends during a run -------------
     def _on_sample(self, message: m.Sample, recorder: Recorder) -> bytes:
         value = recorder.sample(
-            message.address, message.name, message.distribution, message.control
+            message.address, message.name, message.distribution, message.control, message.replace
         )
         return encode(m.SampleResult(value))
 

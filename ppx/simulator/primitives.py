@@ -19,6 +19,7 @@ def sample(
     distribution: Distribution,
     name: str | None = None,
     control: bool = True,
+    replace: bool = False,
 ) -> Tensor:
     """Draw a random value that the inference engine can see and choose.
 
@@ -26,6 +27,11 @@ def sample(
         distribution: a ``torch.distributions`` object (Pyro's work too).
         name: a stable name for the draw; without one the call site names it.
         control: ``False`` makes the draw come from the prior, never proposed.
+        replace: the draw is made in a rejection-sampling loop (drawn again
+            until accepted). Inference compilation then learns only the
+            accepted draw, as with pyprob's ``replace=True``, but keeps the
+            importance weight exact when the acceptance rate depends on other
+            latents (see :mod:`ppx.inference.ic.loops`).
 
     Returns:
         The value chosen by the engine (a prior draw when none is attached).
@@ -34,7 +40,7 @@ def sample(
         >>> mu = sample(torch.distributions.Normal(0.0, 1.0), name="mu")
     """
     address = name if name is not None else call_site(1)
-    effect = Effect("sample", address, name, distribution, None, control)
+    effect = Effect("sample", address, name, distribution, None, control, replace)
     return cast(Tensor, apply_stack(effect).value)
 
 

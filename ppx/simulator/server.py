@@ -81,7 +81,7 @@ class _ServedHandler(Handler):
         distribution = self.server.checked(effect.distribution)
         args = (effect.address, effect.name, distribution, effect.control)
         value = self.local.sample(*args) if self.local is not None else None
-        effect.value = self.ask(*args) if value is None else value
+        effect.value = self.ask(*args, effect.replace) if value is None else value
 
     def process_observe(self, effect: Effect) -> None:
         distribution = self.server.checked(effect.distribution)
@@ -113,10 +113,15 @@ class _ServedHandler(Handler):
         return self.local.flush() if self.local is not None else ()
 
     def ask(
-        self, address: str, name: str | None, distribution: Distribution, control: bool
+        self,
+        address: str,
+        name: str | None,
+        distribution: Distribution,
+        control: bool,
+        replace: bool = False,
     ) -> Tensor:
         """One Sample round trip: the engine chooses the value."""
-        message = m.Sample(address, distribution, name, control, self.draws())
+        message = m.Sample(address, distribution, name, control, self.draws(), replace)
         return as_value(self.server.exchange(message, m.SampleResult).result, distribution)
 
 

@@ -38,7 +38,7 @@ __all__ = ["Observe", "ObserveResult", "Sample", "SampleResult", "Tag", "TagResu
 
 # Sample and Observe begin with the same four fields and end with ``draws``.
 _SITE = ("address", "name", "distribution_type", "distribution")
-_SAMPLE = TableSpec(SampleTable, *_SITE, "control", "draws")
+_SAMPLE = TableSpec(SampleTable, *_SITE, "control", "draws", "replace")
 _OBSERVE = TableSpec(ObserveTable, *_SITE, "value", "draws")
 _TAG = TableSpec(TagTable, "address", "name", "value", "draws")
 _RESULT = TableSpec(SampleResultTable, "result")
@@ -76,6 +76,7 @@ class Sample(TemplatedBody):
     name: str | None = None
     control: bool = True
     draws: tuple[DrawBlock, ...] = ()  # local draws made before this one
+    replace: bool = False  # a rejection-sampling loop's draw (see ppx.sample)
 
     @classmethod
     def read(cls, buf: bytes, pos: int, fields: Fields) -> Sample:
@@ -84,21 +85,22 @@ class Sample(TemplatedBody):
         Raises:
             ProtocolError: the Sample has no distribution.
         """
-        address_id, name_id, type_id, dist_id, control_id, draws_id = _SAMPLE.ids
+        address_id, name_id, type_id, dist_id, control_id, draws_id, replace_id = _SAMPLE.ids
         draws = read_draw_blocks(buf, pos, fields, draws_id)
         address = string(buf, pos, fields, address_id) or ""
         dist = read_distribution(buf, pos, fields, type_id, dist_id, "Sample", address)
         if dist is None:
             raise ProtocolError(f"Sample at address {address!r} has no distribution")
         name = string(buf, pos, fields, name_id) or None
-        return cls(address, dist, name, bool(byte(buf, pos, fields, control_id, 1)), draws)
+        control = bool(byte(buf, pos, fields, control_id, 1))
+        return cls(address, dist, name, control, draws, bool(byte(buf, pos, fields, replace_id, 0)))
 
     def layout(self) -> tuple[Hashable, ...] | None:
-        """Address, name, control and distribution type."""
+        """Address, name, control, replace and distribution type."""
         dist = self.distribution
         if self.draws or dist is None:
             return None
-        return self.address, self.name, bool(self.control), type(dist)
+        return self.address, self.name, bool(self.control), bool(self.replace), type(dist)
 
     def tensors(self) -> list[np.ndarray]:
         """The distribution's parameters.
@@ -113,7 +115,8 @@ class Sample(TemplatedBody):
     def write_template(self, b: Builder, arrays: list[np.ndarray]) -> int:
         """Write this Sample with ``arrays`` as its distribution's parameters."""
         site = _write_site(b, self.address, self.name, _raw(self.distribution, arrays))
-        return _SAMPLE.write(b, *site, bool(self.control), write_blocks(b, self.draws))
+        draws = write_blocks(b, self.draws)
+        return _SAMPLE.write(b, *site, bool(self.control), draws, bool(self.replace))
 
 
 @dataclass(frozen=True, slots=True)

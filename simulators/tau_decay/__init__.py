@@ -35,7 +35,8 @@ Kinematics (float64): two-body decays are exact in the parent rest frame with
 ``cos_theta ~ Uniform(-1, 1)``, ``phi ~ Uniform(0, 2 pi)``; n-body phase space uses the
 GENBOD algorithm (sorted uniforms give the intermediate masses, accepted with
 probability ``weight / max_weight`` by a uniform ``accept`` draw, every retry a PPX draw
-under the same name, so instance counters keep the addresses stable). A resonance
+under the same name, so instance counters keep the addresses stable; the loop's draws
+are marked ``replace=True``, so inference compilation learns the accepted try). A resonance
 mass is drawn as ``u ~ Uniform(0, 1)`` (address ``rho/mass_u``) through the inverse CDF
 of the Breit-Wigner (Cauchy) line shape ``1 / ((m - m0)^2 + Gamma^2 / 4)`` truncated to
 the kinematic range. Products are boosted from each rest frame to the lab.

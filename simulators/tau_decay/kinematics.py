@@ -36,10 +36,15 @@ def _momentum(m: float, m1: float, m2: float) -> float:
     return math.sqrt(max(arg, 0.0)) / (2.0 * m)
 
 
-def uniform(low: float, high: float, name: str, control: bool = True) -> float:
-    """``ppx.sample(Uniform(low, high), name)`` in float64, as a float."""
+def uniform(
+    low: float, high: float, name: str, control: bool = True, replace: bool = False
+) -> float:
+    """``ppx.sample(Uniform(low, high), name)`` in float64, as a float.
+
+    ``replace`` marks a draw of a rejection-sampling loop (see ``ppx.sample``).
+    """
     dist = Uniform(torch.tensor(low, dtype=DTYPE), torch.tensor(high, dtype=DTYPE))
-    return float(ppx.sample(dist, name=name, control=control))
+    return float(ppx.sample(dist, name=name, control=control, replace=replace))
 
 
 def _two_body(parent: torch.Tensor, m: float, m1: float, m2: float) -> torch.Tensor:
@@ -63,13 +68,13 @@ def _genbod_masses(m: float, masses: Sequence[float], max_tries: int) -> list[fl
         _momentum(kinetic + cumulative[k], cumulative[k - 1], masses[k]) for k in range(1, n)
     )
     for _ in range(max_tries):
-        r = sorted(uniform(0.0, 1.0, f"r{k}") for k in range(n - 2))
+        r = sorted(uniform(0.0, 1.0, f"r{k}", replace=True) for k in range(n - 2))
         chain = [cumulative[k] + rk * kinetic for k, rk in zip(range(1, n - 1), r, strict=True)] + [
             m
         ]
         chain = [masses[0], *chain]
         weight = math.prod(_momentum(chain[k], chain[k - 1], masses[k]) for k in range(1, n))
-        if uniform(0.0, 1.0, "accept") * max_weight <= weight:
+        if uniform(0.0, 1.0, "accept", replace=True) * max_weight <= weight:
             return chain
     raise RuntimeError(f"phase space: no event accepted in {max_tries} tries")
 

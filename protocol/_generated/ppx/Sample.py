@@ -91,7 +91,14 @@ class Sample(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
         return o == 0
 
-def SampleStart(builder): builder.StartObject(6)
+    # Sample
+    def Replace(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        if o != 0:
+            return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+        return False
+
+def SampleStart(builder): builder.StartObject(7)
 def Start(builder):
     return SampleStart(builder)
 def SampleAddAddress(builder, address): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(address), 0)
@@ -115,6 +122,9 @@ def AddDraws(builder, draws):
 def SampleStartDrawsVector(builder, numElems): return builder.StartVector(4, numElems, 4)
 def StartDrawsVector(builder, numElems):
     return SampleStartDrawsVector(builder, numElems)
+def SampleAddReplace(builder, replace): builder.PrependBoolSlot(6, replace, 0)
+def AddReplace(builder, replace):
+    return SampleAddReplace(builder, replace)
 def SampleEnd(builder): return builder.EndObject()
 def End(builder):
     return SampleEnd(builder)

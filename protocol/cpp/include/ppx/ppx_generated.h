@@ -894,7 +894,8 @@ struct Sample FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_DISTRIBUTION_TYPE = 8,
     VT_DISTRIBUTION = 10,
     VT_CONTROL = 12,
-    VT_DRAWS = 14
+    VT_DRAWS = 14,
+    VT_REPLACE = 16
   };
   const flatbuffers::String *address() const {
     return GetPointer<const flatbuffers::String *>(VT_ADDRESS);
@@ -951,6 +952,9 @@ struct Sample FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const flatbuffers::Vector<flatbuffers::Offset<ppx::wire::DrawBlock>> *draws() const {
     return GetPointer<const flatbuffers::Vector<flatbuffers::Offset<ppx::wire::DrawBlock>> *>(VT_DRAWS);
   }
+  bool replace() const {
+    return GetField<uint8_t>(VT_REPLACE, 0) != 0;
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyOffset(verifier, VT_ADDRESS) &&
@@ -964,6 +968,7 @@ struct Sample FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyOffset(verifier, VT_DRAWS) &&
            verifier.VerifyVector(draws()) &&
            verifier.VerifyVectorOfTables(draws()) &&
+           VerifyField<uint8_t>(verifier, VT_REPLACE, 1) &&
            verifier.EndTable();
   }
 };
@@ -1038,6 +1043,9 @@ struct SampleBuilder {
   void add_draws(flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<ppx::wire::DrawBlock>>> draws) {
     fbb_.AddOffset(Sample::VT_DRAWS, draws);
   }
+  void add_replace(bool replace) {
+    fbb_.AddElement<uint8_t>(Sample::VT_REPLACE, static_cast<uint8_t>(replace), 0);
+  }
   explicit SampleBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -1056,12 +1064,14 @@ inline flatbuffers::Offset<Sample> CreateSample(
     ppx::wire::Distribution distribution_type = ppx::wire::Distribution::NONE,
     flatbuffers::Offset<void> distribution = 0,
     bool control = true,
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<ppx::wire::DrawBlock>>> draws = 0) {
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<ppx::wire::DrawBlock>>> draws = 0,
+    bool replace = false) {
   SampleBuilder builder_(_fbb);
   builder_.add_draws(draws);
   builder_.add_distribution(distribution);
   builder_.add_name(name);
   builder_.add_address(address);
+  builder_.add_replace(replace);
   builder_.add_control(control);
   builder_.add_distribution_type(distribution_type);
   return builder_.Finish();
@@ -1074,7 +1084,8 @@ inline flatbuffers::Offset<Sample> CreateSampleDirect(
     ppx::wire::Distribution distribution_type = ppx::wire::Distribution::NONE,
     flatbuffers::Offset<void> distribution = 0,
     bool control = true,
-    const std::vector<flatbuffers::Offset<ppx::wire::DrawBlock>> *draws = nullptr) {
+    const std::vector<flatbuffers::Offset<ppx::wire::DrawBlock>> *draws = nullptr,
+    bool replace = false) {
   auto address__ = address ? _fbb.CreateString(address) : 0;
   auto name__ = name ? _fbb.CreateString(name) : 0;
   auto draws__ = draws ? _fbb.CreateVector<flatbuffers::Offset<ppx::wire::DrawBlock>>(*draws) : 0;
@@ -1085,7 +1096,8 @@ inline flatbuffers::Offset<Sample> CreateSampleDirect(
       distribution_type,
       distribution,
       control,
-      draws__);
+      draws__,
+      replace);
 }
 
 struct SampleResult FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {

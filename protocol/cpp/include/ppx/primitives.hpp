@@ -45,16 +45,18 @@ inline std::string base_address(std::string_view name, const Site& site) {
 }  // namespace detail
 
 /// Draw a value that the engine sees and may choose (``control = false``: it
-/// is drawn from the prior and never proposed). Returns the engine's value:
-/// double, std::int64_t for counts and categories, std::vector<double> for
+/// is drawn from the prior and never proposed; ``replace = true``: a draw of a
+/// rejection-sampling loop, drawn again until accepted, as Python's
+/// ``ppx.sample(..., replace=True)``). Returns the engine's value: double,
+/// std::int64_t for counts and categories, std::vector<double> for
 /// MultivariateNormal.
 ///
 ///     double mu = ppx::sample(ppx::Normal{1.0, std::sqrt(5.0)}, "mu");
 template <class D>
 typename D::value_type sample(const D& dist, std::string_view name = {}, bool control = true,
-                              Site site = Site()) {
+                              bool replace = false, Site site = Site()) {
   return detail::Run::active("ppx::sample")
-      .sample(dist, name, control, detail::base_address(name, site));
+      .sample(dist, name, control, replace, detail::base_address(name, site));
 }
 
 /// Condition on an observation whose value the engine supplies (by ``name``).

@@ -62,12 +62,12 @@ class Run {
   std::optional<Abandoned> abandoned;  // set once the run cannot go on
 
   template <class D>
-  typename D::value_type sample(const D& dist, std::string_view name, bool control,
+  typename D::value_type sample(const D& dist, std::string_view name, bool control, bool replace,
                                 std::string address) {
     const Site site = start_draw(dist, name, std::move(address));
     Builder& b = channel_.builder;
     finish(b, wire::MessageBody::Sample,
-           wire::CreateSample(b, site.address, site.name, D::type, site.dist, control));
+           wire::CreateSample(b, site.address, site.name, D::type, site.dist, control, 0, replace));
     const wire::Tensor* result =
         exchange(wire::MessageBody::SampleResult)->body_as_SampleResult()->result();
     const auto* data = result != nullptr ? result->data() : nullptr;
