@@ -227,3 +227,24 @@ def test_online_training_on_dask_workers_equals_training_here():
         assert torch.equal(mine[name], yours[name]), name
     other = InferenceNetwork.fit(model, ["obs0", "obs1"], **{**options, "seed": 5})
     assert other.history["loss"] != here.history["loss"]  # the seed matters: the test can fail
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_the_gpu_with_mixed_precision_gives_a_network_that_proposes_on_cpu(tmp_path):
+    model = ppx.LocalModel(gaussian.model, name="gaussian")
+    net = InferenceNetwork.fit(
+        model, ["obs0", "obs1"], num_traces=24_000, config=SMALL, learning_rate=3e-3,
+        device="cuda", seed=1, progress=False,
+    )  # fmt: skip
+    assert next(net.parameters()).device.type == "cuda"
+    net.save(tmp_path / "net.pt")
+    loaded = load_network(tmp_path / "net.pt")  # on the CPU
+    assert next(loaded.parameters()).device.type == "cpu"
+    torch.manual_seed(3)
+    post = ppx.inference.importance_sampling(
+        model, {"obs0": 1.0, "obs1": 1.5}, 1000, proposal=loaded, progress=False
+    )
+    exact_mean, exact_std = gaussian.exact_posterior([1.0, 1.5])
+    assert post.ess >= 500
+    assert abs(float(post.mean("mu")) - exact_mean) < 4 * exact_std / math.sqrt(post.ess)
