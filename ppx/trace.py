@@ -167,10 +167,16 @@ class Trace:
     def _index(self, draw: Draw) -> None:
         self._by_key[draw.address] = draw
         if draw.name is not None:
-            self._by_key.setdefault(draw.name, draw)
+            first = self._by_key.setdefault(draw.name, draw)
+            if draw.replace and first.replace:  # a rejection loop's name: its last try
+                self._by_key[draw.name] = draw
 
     def add(self, draw: Draw) -> None:
-        """Append a draw; it becomes reachable by address and (first use of) name."""
+        """Append a draw; it becomes reachable by address and (first use of) name.
+
+        The name of a rejection loop's draws (``replace``) reaches the loop's
+        last try, the accepted one, as the program goes on with it.
+        """
         self._items.append(draw)
         self._index(draw)
 
@@ -187,7 +193,8 @@ class Trace:
         return draw
 
     def draw(self, key: str) -> Draw:
-        """The draw with this address or name (the first draw of a repeated name)."""
+        """The draw with this address or name (the first draw of a repeated name; the
+        accepted, last, try of a rejection loop's name)."""
         draw = self._lookup(key)
         if draw is None:
             raise KeyError(f"no draw named or addressed {key!r} in this trace")

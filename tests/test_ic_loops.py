@@ -143,3 +143,15 @@ def test_the_network_proposes_tries_that_are_accepted(rejection_network):
     # (q + p) / 2, so a network that learned the accepted x passes about half the time
     assert np.mean(prior_first) < 0.2
     assert np.mean(ic_first) > 0.35, np.mean(ic_first)
+
+
+def test_a_loop_name_reaches_the_accepted_try_in_traces_and_posteriors():
+    torch.manual_seed(2)
+    model = ppx.LocalModel(rejection.model, name="rejection")
+    for _ in range(30):
+        trace = model.run()
+        tries = trace.controlled_latents()[1:]
+        assert trace["x"] is tries[-1].value  # the accepted try, which the program used
+        assert float(trace["x"]) > rejection.THRESHOLDS[int(trace["c"])]
+    post = ppx.inference.importance_sampling(model, OBSERVE, 200, progress=False)
+    assert np.all(post.values("x") > 0.0)  # every accepted x passed the lower threshold
