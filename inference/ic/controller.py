@@ -79,11 +79,12 @@ class NetworkController:
             hidden, self._state = network.lstm(step.unsqueeze(0), self._state)
             if in_loop and self._loops.retried:  # later tries: from the prior, weight 1
                 value = distribution.sample()
-                self._previous = (key, _like_proposal(value))
+                self._previous = (key, _like_proposal(value, self.observation.device))
                 return value
             proposal = network.head(key)(hidden[0], self._parameters(distribution))
             if in_loop:
-                proposal = _Defensive(proposal, distribution, LOOP_PRIOR_SHARE)
+                device = self.observation.device
+                proposal = _Defensive(proposal, distribution, LOOP_PRIOR_SHARE, device)
             proposed = proposal.sample()
             log_q = float(proposal.log_prob(proposed).sum())
         value = _like_prior(proposed[0].cpu(), distribution)
@@ -118,12 +119,14 @@ class _Defensive:
     then weighs at most ``1 / share``, so the weight's variance stays finite.
     """
 
-    def __init__(self, proposal: Distribution, prior: Distribution, share: float) -> None:
-        self.proposal, self.prior, self.share = proposal, prior, share
+    def __init__(
+        self, proposal: Distribution, prior: Distribution, share: float, device: torch.device
+    ) -> None:
+        self.proposal, self.prior, self.share, self.device = proposal, prior, share, device
 
     def sample(self) -> Tensor:
         if float(torch.rand(())) < self.share:
-            return _like_proposal(self.prior.sample())
+            return _like_proposal(self.prior.sample(), self.device)
         return self.proposal.sample()
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -134,9 +137,9 @@ class _Defensive:
         )
 
 
-def _like_proposal(value: Tensor) -> Tensor:
-    """A prior draw as a proposal head sees values: float32, with a batch dimension."""
-    return torch.as_tensor(value, dtype=torch.float32).unsqueeze(0)
+def _like_proposal(value: Tensor, device: torch.device) -> Tensor:
+    """A prior draw as a proposal head sees values: float32 on ``device``, batch dimension 1."""
+    return torch.as_tensor(value, dtype=torch.float32, device=device).unsqueeze(0)
 
 
 def _like_prior(value: Tensor, prior: Distribution) -> Tensor:
