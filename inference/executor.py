@@ -31,7 +31,15 @@ from tqdm.auto import tqdm
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-__all__ = ["Arguments", "FollowUp", "call", "dask_client", "progress_bar", "run_chunks"]
+__all__ = [
+    "Arguments",
+    "FollowUp",
+    "call",
+    "dask_client",
+    "in_index_order",
+    "progress_bar",
+    "run_chunks",
+]
 
 R = TypeVar("R")
 #: The positional arguments of one chunk.
@@ -78,6 +86,19 @@ def run_chunks(
             if bar is not None:
                 bar.update(1 if size is None else size(result))
             yield index, result
+
+
+def in_index_order(results: Iterable[tuple[int, R]]) -> Iterator[R]:
+    """The results of chunks ``0, 1, 2, ...`` in that order, from ``(index, result)``
+    pairs that come in any order (as :func:`run_chunks` yields them): a result
+    waits until those before it have come."""
+    waiting: dict[int, R] = {}
+    following = 0
+    for index, result in results:
+        waiting[index] = result
+        while following in waiting:
+            yield waiting.pop(following)
+            following += 1
 
 
 def call(function: Callable[..., R], *arguments: object, client: Client | None = None) -> R:

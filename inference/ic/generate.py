@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +10,7 @@ import torch
 
 from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
-from ppx.inference.executor import call, progress_bar, run_chunks
+from ppx.inference.executor import call, in_index_order, progress_bar, run_chunks
 from ppx.inference.ic.dataset import TraceDataset
 from ppx.inference.ic.records import TraceRecord, record_from_trace, stable_seed
 from ppx.inference.ic.writer import TraceWriter
@@ -81,23 +81,13 @@ def generate_dataset(
         initial = min(done, num_traces)
         with progress_bar(num_traces, label, show=progress, unit="tr", initial=initial) as bar:
             chunks = run_chunks(function, tasks, client=client, bar=bar, size=len)
-            _write_in_order(chunks, writer)
+            for records in in_index_order(chunks):  # commit in order, whatever finishes first
+                writer.extend(records)
     return TraceDataset(path)
 
 
 def _model_name(spec: ModelSpec) -> str:
     return spec.cached().name
-
-
-def _write_in_order(chunks: Iterable[tuple[int, list[TraceRecord]]], writer: TraceWriter) -> None:
-    """Commit chunks in index order as they finish (a later chunk waits for earlier ones)."""
-    waiting: dict[int, list[TraceRecord]] = {}
-    following = 0
-    for index, records in chunks:
-        waiting[index] = records
-        while following in waiting:
-            writer.extend(waiting.pop(following))
-            following += 1
 
 
 def generate_chunk(

@@ -39,6 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from ppx.addressing import split_address
+
 __all__ = ["LoopFolder", "Rewind", "loop_address", "stem_of"]
 
 S = TypeVar("S")
@@ -47,8 +49,9 @@ _LOOP = "__loop"
 
 
 def stem_of(address: str) -> str:
-    """The stem ``base__Kind`` of a full address ``base__Kind__instance``."""
-    return address.rsplit("__", 1)[0]
+    """The stem ``base__Kind`` of a full address ``base__Kind__instance`` (else ``address``)."""
+    split = split_address(address)
+    return address if split is None else split[0]
 
 
 def loop_address(stem: str, ordinal: int) -> str:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
-from ppx.inference.executor import run_chunks
+from ppx.inference.executor import in_index_order, run_chunks
 from ppx.inference.ic.dataset import TraceDataset, TraceRecord, TraceTypeSampler
 from ppx.inference.ic.generate import generate_chunk, generate_chunk_here
 from ppx.inference.ic.network import NetworkConfig, ProposalNetwork
@@ -152,14 +152,10 @@ class OnlineSource(Source):
         def then(_: int, result: tuple[int, list[TraceRecord]]) -> tuple[object, ...] | None:
             return chunk(result[0] + lanes * size)  # the lane's next chunk
 
-        waiting: dict[int, list[TraceRecord]] = {}
-        following = 0
-        for _, (start, records) in run_chunks(function, tasks, client=client, then=then):
-            waiting[start] = records
-            while following in waiting:
-                records = waiting.pop(following)
-                following += len(records)
-                yield from records
+        results = run_chunks(function, tasks, client=client, then=then)
+        chunks = ((start // size, records) for _, (start, records) in results)
+        for records in in_index_order(chunks):
+            yield from records
 
 
 def _indexed_chunk(
