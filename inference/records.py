@@ -13,13 +13,14 @@ from typing import TypeAlias
 import numpy as np
 import torch
 
-from ppx.trace import Trace
+from ppx.trace import Draw, Trace
 
 __all__ = [
     "Observations",
     "Record",
     "Value",
     "compact",
+    "draw_key",
     "numeric",
     "record_keys",
     "record_of",
@@ -67,13 +68,16 @@ def to_numpy(value: object) -> np.ndarray:
     return np.asarray(value)
 
 
+def draw_key(trace: Trace, draw: Draw) -> str:
+    """The key of ``draw`` in ``trace``: its name, or its address where it has none
+    or the name reaches another draw (a repeated name)."""
+    return draw.name if draw.name is not None and trace.draw(draw.name) is draw else draw.address
+
+
 def record_keys(record: Record) -> list[str]:
     """Latent draw names (addresses where unnamed) and tags of a trace; keys of a mapping."""
     if isinstance(record, Trace):
-        keys = [
-            d.name if d.name is not None and record.draw(d.name) is d else d.address
-            for d in record.samples
-        ]
+        keys = [draw_key(record, d) for d in record.samples]
         return keys + [tag for tag in record.tags if tag not in keys]
     if isinstance(record, Mapping):
         return list(record.keys())

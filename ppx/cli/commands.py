@@ -143,11 +143,9 @@ def _prior_dataset(
 
 def _observe_names(trace: Trace) -> list[str]:
     """A key for every observe statement of ``trace``: its name, else (repeated name) address."""
-    return [
-        draw.name if draw.name is not None and trace.draw(draw.name) is draw else draw.address
-        for draw in trace.draws
-        if draw.statement == "observe"
-    ]
+    from ppx.inference.records import draw_key
+
+    return [draw_key(trace, draw) for draw in trace.draws if draw.statement == "observe"]
 
 
 class Engine(str, Enum):
