@@ -68,7 +68,17 @@ def main() -> None:
     print(f"posterior mean of mu (Pyro Importance): {mean:.4f}  (exact {exact_mean:.4f})")
     print(f"posterior std of mu:  {std:.4f}  (exact {exact_std:.4f})")
     print(f"effective sample size: {ess:.1f} of {args.num_traces}")
-    print(f"MC error of the mean: {std / math.sqrt(ess):.4f}")
+    print(
+        f"MC error of the mean: {std / math.sqrt(ess):.4f}, "
+        f"of the std: ~{std / math.sqrt(2 * ess):.4f}"
+    )
+    if ess < 200:
+        print(
+            f"note: an ESS of {ess:.0f} is small. The prior proposes mu far from where the\n"
+            "observations put it (only ~0.8% of the traces count here), so a weighted std\n"
+            "from few effective traces comes out too small, and the mean is uncertain.\n"
+            "More traces (--num-traces 30000) or a proposal (a Pyro guide) fix it."
+        )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ppx.inference.diagnostics import diagnose
 from ppx.inference.empirical import Empirical
 from ppx.inference.ic import InferenceNetwork, generate_dataset, load_network
 from ppx.inference.importance_sampling import importance_sampling
@@ -18,6 +19,7 @@ __all__ = [
     "InferenceNetwork",
     "RMHKernel",
     "RMHState",
+    "diagnose",
     "generate_dataset",
     "importance_sampling",
     "load_network",

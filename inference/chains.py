@@ -1,51 +1,59 @@
-"""Many MCMC chains, each advanced in chunks as Dask tasks, checkpointed between chunks.
+"""One MCMC chain advanced in short chunks: its settings, its checkpoints, the chunk function.
 
-A chunk is a pure function of (model spec, observations, checkpoint): it
-rebuilds (or reuses) the worker's model, seeds torch from (seed, chain,
-chunk), runs the kernel and returns the kept records and the next checkpoint.
-So a chunk lost with its worker or simulator is simply run again, elsewhere,
-from the same checkpoint: nothing already recorded is lost and the result is
-the same. The driver streams records to the output file as chunks arrive and
-keeps the checkpoints in a sidecar file, from which an interrupted job resumes.
+A chunk (:func:`advance_chain`, a Dask task or a call here) is a function of
+(config, checkpoint) alone: it rebuilds (or reuses) the process's model,
+restores the chain's random number generator from the checkpoint, runs the
+kernel for at most ``max_steps`` steps or ``max_seconds`` seconds, and returns
+the kept records and the next checkpoint, which holds the generator's state,
+the kernel state and its adapted scales. So a chain does not depend on where
+its chunks end: the same seed gives the same chain here, on Dask, and across
+an interrupted and resumed job. A chunk lost with its worker or simulator is
+simply run again, elsewhere, from the same checkpoint.
+:func:`~ppx.inference.chain_jobs.run_chains` runs many chains as one job.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 
 from ppx.engine.model_spec import ModelSpec
-from ppx.inference.empirical import Empirical
-from ppx.inference.executor import Arguments, progress_bar, run_chunks
-from ppx.inference.records import Observations, Record, Value, compact, record_of
-from ppx.inference.rmh_kernel import Proposal, RMHKernel, RMHState
+from ppx.inference.records import Observations, Record, compact, record_of, to_numpy
+from ppx.inference.rmh_kernel import PROPOSALS, Proposal, RMHKernel, RMHState
 
-if TYPE_CHECKING:
-    from distributed import Client
-
-__all__ = ["ChainCheckpoint", "ChainChunk", "ChainConfig", "advance_chain", "run_chains"]
+__all__ = ["ChainCheckpoint", "ChainChunk", "ChainConfig", "advance_chain"]
 
 
 @dataclass(frozen=True)
 class ChainConfig:
-    """What every chunk of every chain needs to know."""
+    """What every chunk of every chain needs to know.
+
+    Attributes:
+        spec: how to build the model (in any process).
+        observe: observed values by name or address.
+        num_samples: records kept per chain.
+        burn_in: steps discarded at the start of each chain; the random-walk
+            scales adapt during them (``adapt``) and are fixed afterwards.
+        thin: keep every ``thin``-th step after burn-in.
+        proposal: the kernel's proposal (see :class:`RMHKernel`).
+        scale: initial random-walk scale, relative to the prior's std.
+        seed: seeds chain ``c`` with ``(seed, c)``.
+        adapt: adapt the random-walk scales during burn-in.
+    """
 
     spec: ModelSpec
     observe: Observations
     num_samples: int
     burn_in: int = 0
     thin: int = 1
-    proposal: Proposal = "prior"
+    proposal: Proposal = "random_walk"
     scale: float = 0.5
     seed: int = 0
+    adapt: bool = True
 
     def __post_init__(self) -> None:
         if self.num_samples < 1 or self.burn_in < 0 or self.thin < 1:
@@ -53,146 +61,110 @@ class ChainConfig:
                 f"need num_samples >= 1, burn_in >= 0, thin >= 1; got {self.num_samples}, "
                 f"{self.burn_in}, {self.thin}"
             )
+        if self.proposal not in PROPOSALS or not self.scale > 0:
+            raise ValueError(
+                f"need proposal in {PROPOSALS} and scale > 0; got {self.proposal!r}, {self.scale}"
+            )
 
     @property
     def total_steps(self) -> int:
         """Kernel steps per chain: burn-in plus thinned samples."""
         return self.burn_in + self.num_samples * self.thin
 
+    def kept(self, steps: int) -> int:
+        """Records a chain has kept after ``steps`` kernel steps."""
+        return max(0, steps - self.burn_in) // self.thin
+
+    def kernel(self) -> RMHKernel:
+        """This process's kernel: adapting during burn-in when ``adapt``."""
+        adapt_steps = self.burn_in if self.adapt else 0
+        return RMHKernel(self.spec.cached(), self.observe, self.proposal, self.scale, adapt_steps)
+
+    def settings(self) -> dict[str, object]:
+        """What a resumed job must share with the job it continues (all but the model)."""
+        observe = {
+            key: np.asarray(to_numpy(value), dtype=np.float64).tolist()
+            for key, value in self.observe.items()
+        }
+        settings: dict[str, object] = {"observe": observe}
+        for item in fields(self):
+            if item.name not in ("spec", "observe"):
+                settings[item.name] = getattr(self, item.name)
+        return settings
+
 
 @dataclass(frozen=True)
 class ChainCheckpoint:
-    """Where chain ``chain`` stands after ``steps`` kernel steps (``state`` None: not started)."""
+    """Where chain ``chain`` stands after ``steps`` kernel steps (``state`` None: not started).
+
+    Attributes:
+        chain: the chain id.
+        steps: kernel steps made (burn-in included).
+        state: the kernel state: current trace, counters, adapted scales.
+        rng: torch's CPU generator state after those steps (None: seed from the config).
+        accepted: proposals accepted after burn-in.
+    """
 
     chain: int
     steps: int = 0
-    chunk: int = 0
     state: RMHState | None = None
+    rng: torch.Tensor | None = field(default=None, compare=False)
+    accepted: int = 0
+
+    def acceptance(self, burn_in: int) -> float:
+        """Acceptance rate after burn-in (during burn-in: so far)."""
+        if self.steps > burn_in:
+            return self.accepted / (self.steps - burn_in)
+        return 0.0 if self.state is None or not self.state.num_steps else self.state.acceptance_rate
 
 
 @dataclass(frozen=True)
 class ChainChunk:
     """What one chunk produced: kept records and the checkpoint to continue from."""
 
-    records: list[dict[str, Value]]
+    records: list[Record]
     checkpoint: ChainCheckpoint
-    accepted: int
-    proposed: int
     seconds: float = field(default=0.0, compare=False)
 
 
-def advance_chain(config: ChainConfig, checkpoint: ChainCheckpoint, steps: int) -> ChainChunk:
-    """Run up to ``steps`` kernel steps of one chain from ``checkpoint`` (a Dask task)."""
-    started = time.perf_counter()
-    torch.manual_seed(hash((config.seed, checkpoint.chain, checkpoint.chunk)) % 2**63)
-    kernel = RMHKernel(config.spec.cached(), config.observe, config.proposal, config.scale)
-    state = checkpoint.state or kernel.init()
-    first_accepted, first_steps = state.num_accepted, state.num_steps
-    records = []
-    end = min(checkpoint.steps + steps, config.total_steps)
-    for step in range(checkpoint.steps, end):
-        state = kernel.step(state)
-        if step >= config.burn_in and (step - config.burn_in) % config.thin == config.thin - 1:
-            records.append(compact(record_of(state.trace)))
-    next_checkpoint = ChainCheckpoint(checkpoint.chain, end, checkpoint.chunk + 1, state)
-    return ChainChunk(
-        records,
-        next_checkpoint,
-        state.num_accepted - first_accepted,
-        state.num_steps - first_steps,
-        time.perf_counter() - started,
-    )
-
-
-class _Output:
-    """The posterior file (rewritten atomically per chunk) and its checkpoint sidecar."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.sidecar = Path(f"{path}.checkpoints")
-
-    def resume(self) -> tuple[list[Record], list[int], dict[int, ChainCheckpoint]]:
-        """Records, chain ids and checkpoints of an unfinished job (nothing if none)."""
-        if not self.sidecar.exists() or not self.path.exists():
-            return [], [], {}
-        posterior = Empirical.load(self.path)
-        checkpoints = pickle.loads(self.sidecar.read_bytes())
-        return list(posterior.traces), posterior.chain.tolist(), checkpoints
-
-    def write(self, posterior: Empirical, checkpoints: dict[int, ChainCheckpoint]) -> None:
-        """Replace the posterior file and the sidecar (each atomically)."""
-        partial = self.path.with_name(self.path.name + ".partial")
-        posterior.save(partial)
-        os.replace(partial, self.path)
-        sidecar = self.sidecar.with_name(self.sidecar.name + ".partial")
-        sidecar.write_bytes(pickle.dumps(checkpoints))
-        os.replace(sidecar, self.sidecar)
-
-    def finish(self) -> None:
-        """The job is complete: drop the sidecar."""
-        self.sidecar.unlink(missing_ok=True)
-
-
-def run_chains(
+def advance_chain(
     config: ChainConfig,
-    chains: int,
-    *,
-    client: Client | None = None,
-    chunk_steps: int | None = None,
-    out: str | Path | None = None,
-    progress: bool | None = None,
-    metadata: Mapping[str, object] | None = None,
-) -> Empirical:
-    """Run ``chains`` chains of ``config`` and gather them into one posterior.
+    checkpoint: ChainCheckpoint,
+    max_steps: int | None = None,
+    max_seconds: float | None = None,
+    tick: Callable[[], object] | None = None,
+) -> ChainChunk:
+    """Run one chain from ``checkpoint`` (a Dask task): ``max_steps`` steps, or until
+    ``max_seconds`` have passed (at least one step), or to the chain's end.
 
-    Each chain advances a chunk of ``chunk_steps`` at a time; on Dask the
-    chains' chunks run in parallel, each chain's next chunk submitted when its
-    last one arrives. Here the chains run one after another.
-
-    Arguments:
-        config: the chain settings (model spec, observations, lengths, kernel).
-        chains: number of chains.
-        client: a ``distributed.Client``; ``None`` runs chains here, one after another.
-        chunk_steps: kernel steps per task (default: a tenth of a chain, at least 100).
-        out: HDF5 file that receives the posterior as chunks arrive; an unfinished
-            job with the same ``out`` resumes from its checkpoints.
-        progress: show a progress bar (default: when stderr is a terminal).
-        metadata: facts stored with the posterior.
+    ``tick`` is called after every step (in this process: the progress bar).
+    The caller's torch generator state is left as it was.
     """
-    output = None if out is None else _Output(out)
-    records, chain_ids, checkpoints = ([], [], {}) if output is None else output.resume()
-    starts = [checkpoints.get(c, ChainCheckpoint(c)) for c in range(chains)]
-    steps = chunk_steps or max(100, config.total_steps // 10)
-    tasks = [(config, start, steps) for start in starts if start.steps < config.total_steps]
-    accepted, proposed = [0] * chains, [0] * chains
-    info = dict(metadata or {})
-
-    def next_chunk(chain: int, chunk: ChainChunk) -> Arguments | None:
-        unfinished = chunk.checkpoint.steps < config.total_steps
-        return (config, chunk.checkpoint, steps) if unfinished else None
-
-    total = chains * config.num_samples
-    with progress_bar(
-        total, f"RMH x{chains}", show=progress, unit="sample", initial=len(records)
-    ) as bar:
-        for _, chunk in run_chunks(
-            advance_chain,
-            tasks,
-            client=client,
-            then=next_chunk,
-            bar=bar,
-            size=lambda chunk: len(chunk.records),
-        ):
-            chain = chunk.checkpoint.chain
-            records.extend(chunk.records)
-            chain_ids.extend([chain] * len(chunk.records))
-            checkpoints[chain] = chunk.checkpoint
-            accepted[chain] += chunk.accepted
-            proposed[chain] += chunk.proposed
-            bar.set_postfix(acceptance=f"{sum(accepted) / max(sum(proposed), 1):.3f}")
-            info["acceptance"] = [a / max(p, 1) for a, p in zip(accepted, proposed, strict=True)]
-            if output is not None:
-                output.write(Empirical(records, chain=chain_ids, metadata=info), checkpoints)
-    if output is not None:
-        output.finish()
-    return Empirical(records, chain=np.asarray(chain_ids), metadata=info)
+    started = time.perf_counter()
+    kernel = config.kernel()
+    end = config.total_steps
+    if max_steps is not None:
+        end = min(checkpoint.steps + max_steps, end)
+    records: list[Record] = []
+    step, accepted = checkpoint.steps, checkpoint.accepted
+    with torch.random.fork_rng(devices=[]):
+        if checkpoint.rng is None:
+            torch.manual_seed(hash((config.seed, checkpoint.chain)) % 2**63)
+        else:
+            torch.set_rng_state(checkpoint.rng)
+        state = checkpoint.state or kernel.init()
+        while step < end:
+            before = state.num_accepted
+            state = kernel.step(state)
+            if step >= config.burn_in:
+                accepted += state.num_accepted - before
+                if (step - config.burn_in) % config.thin == config.thin - 1:
+                    records.append(compact(record_of(state.trace)))
+            step += 1
+            if tick is not None:
+                tick()
+            if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+                break
+        rng = torch.get_rng_state()
+    following = ChainCheckpoint(checkpoint.chain, step, state, rng, accepted)
+    return ChainChunk(records, following, time.perf_counter() - started)

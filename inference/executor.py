@@ -21,10 +21,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeAlias, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Arguments",
     "FollowUp",
+    "PlainLines",
     "call",
     "dask_client",
     "in_index_order",
@@ -56,7 +58,7 @@ def run_chunks(
     then: FollowUp[R] | None = None,
     bar: tqdm | None = None,
     size: Callable[[R], int] | None = None,
-) -> Iterator[tuple[int, R]]:
+) -> Generator[tuple[int, R], None, None]:
     """Run ``function(*arguments)`` for each chunk; yield ``(index, result)`` as each finishes.
 
     Arguments:
@@ -141,9 +143,42 @@ def dask_client(
 def progress_bar(
     total: int, label: str, *, show: bool | None = None, unit: str = "it", initial: int = 0
 ) -> tqdm:
-    """A tqdm bar of ``total`` steps (``show`` None: shown when stderr is a terminal)."""
+    """A tqdm bar of ``total`` steps (``show`` None: shown when stderr is a terminal).
+
+    Shown on something that is not a terminal (a log file, a pipe, a batch job's
+    output), it is a plain line every 10 seconds instead of a redrawn bar, from
+    the first second on (a job that fails or ends at once prints none).
+    """
     visible = sys.stderr.isatty() if show is None else show
+    if visible and not sys.stderr.isatty():
+        return tqdm(
+            total=total, initial=initial, desc=label, unit=unit, file=PlainLines(sys.stderr),
+            mininterval=10.0, delay=1.0, ascii=True, ncols=100,
+        )  # fmt: skip
     return tqdm(total=total, initial=initial, desc=label, unit=unit, disable=not visible)
+
+
+class PlainLines(io.TextIOBase):
+    """A text stream that turns carriage-return redraws into plain lines, for logs and pipes.
+
+    Progress displays (tqdm, sbi's epoch counter) redraw one line with ``\\r``;
+    written to a file they pile up on one line, or sit in a buffer until the
+    end. Each redraw becomes its own line here, flushed at once.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        lines = [line.strip() for line in text.replace("\r", "\n").split("\n")]
+        for line in filter(None, lines):
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _here(

@@ -8,22 +8,24 @@ drawn here, or in chunks on Dask workers that each own their simulator.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, TypeAlias
 
 import torch
 
 from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
+from ppx.errors import Interrupted, UnknownObservation
 from ppx.inference.empirical import Empirical
-from ppx.inference.executor import Arguments, progress_bar, run_chunks
+from ppx.inference.executor import Arguments, in_index_order, progress_bar, run_chunks
 from ppx.inference.ic.controller import NetworkController
 from ppx.inference.ic.network import ProposalNetwork
 from ppx.inference.records import Observations, Record, Value, compact, record_of
-from ppx.inference.statistics import log_density
+from ppx.inference.statistics import RunningESS, log_density
 from ppx.trace import Trace
 
 if TYPE_CHECKING:
@@ -95,18 +97,22 @@ def importance_sampling(
     observe: Observations,
     num_traces: int,
     *,
+    ess: float | None = None,
     proposal: Proposals | None = None,
     client: Client | None = None,
     chunk_size: int = 500,
     seed: int = 0,
     progress: bool | None = None,
 ) -> Empirical:
-    """Posterior by importance sampling.
+    """Posterior by importance sampling: ``num_traces`` weighted runs, or until ``ess``.
 
     Arguments:
         model: any :class:`ppx.Model` (local or remote), or its :class:`ModelSpec`.
         observe: observed values by observe name (or address).
-        num_traces: number of weighted runs.
+        num_traces: number of weighted runs; with ``ess``, the most to run.
+        ess: stop as soon as Kish's effective sample size reaches this (checked
+            after every trace here, after every chunk, in chunk order, on Dask);
+            a warning says so when ``num_traces`` runs out first.
         proposal: proposals for some draws, by address or name (the prior elsewhere),
             or a trained :class:`~ppx.inference.ic.ProposalNetwork` proposing every
             controlled draw (inference compilation).
@@ -119,48 +125,108 @@ def importance_sampling(
     Returns:
         A weighted :class:`Empirical` posterior.
 
+    Raises:
+        UnknownObservation: an observed name that no draw of the model's first run has.
+        Interrupted: Ctrl-C; its ``partial`` holds the weighted traces finished until then.
+
     Example:
-        >>> post = importance_sampling(model, {"obs0": 8.0, "obs1": 9.0}, 5000,
+        >>> post = importance_sampling(model, {"obs0": 8.0, "obs1": 9.0}, 100_000, ess=1000,
         ...                            proposal={"mu": Normal(7.0, 1.5)})
         >>> post.mean("mu"), post.ess
     """
     if num_traces < 1:
         raise ValueError(f"num_traces must be positive, got {num_traces}")
-    name = ""
+    if ess is not None and not ess > 0:
+        raise ValueError(f"ess must be positive, got {ess}")
     function: Callable[..., WeightedRecords]
     tasks: Iterable[Arguments]
     if client is None:
         local = model.cached() if isinstance(model, ModelSpec) else model
-        name = local.name
-        function = partial(_here, local, observe, _controller(proposal, observe))
+        function = _RunsHere(local, observe, proposal)
         tasks = itertools.repeat((), num_traces)  # one trace a chunk: the bar moves per trace
     else:
         function = importance_chunk
         spec, observed = ModelSpec.of(model), dict(observe)
         sizes = [min(chunk_size, num_traces - start) for start in range(0, num_traces, chunk_size)]
         tasks = [(spec, observed, size, proposal, (seed, k)) for k, size in enumerate(sizes)]
-    chunks: dict[int, WeightedRecords] = {}
-    with progress_bar(num_traces, "importance sampling", show=progress, unit="tr") as bar:
-        for index, chunk in run_chunks(
-            function, tasks, client=client, bar=bar, size=lambda chunk: len(chunk[1])
-        ):
-            chunks[index] = chunk
-            first = chunk[0][0]
-            if index == 0 and isinstance(first, Trace):  # a whole trace: run here
-                _check_observed_names(first, observe, name)
-                if isinstance(proposal, ProposalNetwork):
-                    _check_network(first, proposal, name)
-    records = [record for k in sorted(chunks) for record in chunks[k][0]]
-    log_weights = [weight for k in sorted(chunks) for weight in chunks[k][1]]
+    chunks: list[WeightedRecords] = []
+    running = RunningESS()
+    try:
+        with _ImportanceBar(num_traces, ess, progress) as bar:
+            results = run_chunks(function, tasks, client=client)
+            with contextlib.closing(results):
+                for chunk in in_index_order(results):
+                    chunks.append(chunk)
+                    running.add(chunk[1])
+                    bar.show(running)
+                    if ess is not None and running.ess >= ess:
+                        break
+    except KeyboardInterrupt as interrupt:
+        partial_posterior = _posterior(chunks) if chunks else None
+        raise Interrupted(
+            f"importance sampling interrupted after {running.count} traces", partial_posterior
+        ) from interrupt
+    if ess is not None and running.ess < ess:
+        warnings.warn(
+            f"importance sampling stopped at its maximum of {num_traces} traces with ESS "
+            f"{running.ess:.0f}, short of the {ess:g} asked for",
+            stacklevel=2,
+        )
+    return _posterior(chunks)
+
+
+def _posterior(chunks: Sequence[WeightedRecords]) -> Empirical:
+    records = [record for chunk in chunks for record in chunk[0]]
+    log_weights = [weight for chunk in chunks for weight in chunk[1]]
     return Empirical(records, log_weights, metadata={"engine": "importance_sampling"})
 
 
-def _here(
-    model: Model, observe: Observations, controller: Controller
-) -> tuple[list[Trace], list[float]]:
-    """One weighted run of ``model``, its whole trace kept (a chunk run in this process)."""
-    trace, log_weight = _weighted_run(model, observe, controller)
-    return [trace], [log_weight]
+class _ImportanceBar:
+    """Progress of importance sampling: traces of ``num_traces``, or ESS towards ``ess``."""
+
+    def __init__(self, num_traces: int, ess: float | None, show: bool | None) -> None:
+        self.target = ess
+        if ess is None:
+            self.bar = progress_bar(num_traces, "importance sampling", show=show, unit="tr")
+        else:
+            label = f"importance sampling to ESS {ess:g}"
+            self.bar = progress_bar(math.ceil(ess), label, show=show, unit="ESS")
+
+    def __enter__(self) -> _ImportanceBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bar.close()
+
+    def show(self, running: RunningESS) -> None:
+        """Advance to ``running``'s trace count (or ESS), its ESS (or count) alongside."""
+        if self.target is None:
+            self.bar.update(running.count - self.bar.n)
+            if running.count % 100 == 0:
+                self.bar.set_postfix_str(f"ESS {running.ess:.0f}", refresh=False)
+        else:
+            self.bar.update(min(int(running.ess), self.bar.total) - self.bar.n)
+            if running.count % 100 == 0:
+                self.bar.set_postfix_str(f"{running.count} traces", refresh=False)
+
+
+class _RunsHere:
+    """Weighted runs of a model in this process, one a call (a chunk of one trace).
+
+    The first run is checked against the observations (and the network).
+    """
+
+    def __init__(self, model: Model, observe: Observations, proposal: Proposals | None) -> None:
+        self.model, self.observe, self.proposal = model, observe, proposal
+        self.controller = _controller(proposal, observe)
+        self.checked = False
+
+    def __call__(self) -> tuple[list[Trace], list[float]]:
+        trace, log_weight = _weighted_run(self.model, self.observe, self.controller)
+        if not self.checked:
+            _check_run(trace, self.observe, self.proposal, self.model.name)
+            self.checked = True
+        return [trace], [log_weight]
 
 
 def importance_chunk(
@@ -176,20 +242,26 @@ def importance_chunk(
     records, log_weights = [], []
     for _ in range(num_traces):
         trace, log_weight = _weighted_run(spec.cached(), observe, controller)
+        if not records:
+            _check_run(trace, observe, proposal, spec.cached().name)
         records.append(compact(record_of(trace)))
         log_weights.append(log_weight)
     return records, log_weights
 
 
-def _check_observed_names(trace: Trace, observe: Observations, model_name: str) -> None:
+def _check_run(
+    trace: Trace, observe: Observations, proposal: Proposals | None, model_name: str
+) -> None:
+    """Refuse a network made for another model, and observations no draw of ``trace`` has."""
+    if isinstance(proposal, ProposalNetwork):
+        _check_network(trace, proposal, model_name)
     known = {key for draw in trace for key in (draw.name, draw.address, draw.base)}
-    unused = sorted(set(observe) - known)
-    if unused:
-        observable = sorted({d.name or d.address for d in trace if d.distribution is not None})
-        warnings.warn(
-            f"observed names {unused} matched no draw in the first run of {model_name!r}; "
-            f"its draws are: {observable}",
-            stacklevel=3,
+    unknown = sorted(set(observe) - known)
+    if unknown:
+        observed = sorted({d.name or d.address for d in trace if d.statement == "observe"})
+        raise UnknownObservation(
+            f"{model_name!r} has no draw named {', '.join(map(repr, unknown))}; "
+            f"its observe statements: {', '.join(observed) or 'none'}"
         )
 
 

@@ -8,7 +8,8 @@ One step (Wingate, Stuhlmüller & Goodman 2011):
 
 1. pick one controlled latent draw ``s`` of the current trace ``x`` uniformly;
 2. propose its value: from its prior (``proposal="prior"``), or, for
-   continuous draws, by a Gaussian random walk (``proposal="random_walk"``);
+   continuous draws, by a Gaussian random walk (``proposal="random_walk"``,
+   the default; discrete draws still come from their prior);
 3. re-run the program, replaying the value of every other controlled draw whose
    address also occurs in the new run, and drawing new addresses from the prior
    (uncontrolled draws are always redrawn from the prior);
@@ -24,39 +25,74 @@ One step (Wingate, Stuhlmüller & Goodman 2011):
    against their own proposal densities, which is what keeps the chain correct
    when the trace structure changes.
 
+Random-walk steps are ``scale * prior std * N(0, 1)``, with one ``scale`` per
+address. During the first ``adapt_steps`` steps each scale is tuned by
+Robbins-Monro: after a move at address ``a`` with acceptance probability
+``alpha``, ``log scale_a += n_a ** -0.6 * (alpha - target)``, ``n_a`` the moves
+at ``a`` so far, ``target`` 0.44 for a scalar draw (the optimal single-site rate
+of Roberts & Rosenthal 2001) and 0.234 for a vector-valued one. Afterwards the
+scales stay fixed, so the chain from then on is an ordinary Metropolis-Hastings
+chain with the right stationary distribution. The scales live in
+:class:`RMHState`, and so travel with a chain's checkpoints.
+
 References:
     Wingate, Stuhlmüller, Goodman (2011). Lightweight Implementations of
     Probabilistic Programming Languages Via Transformational Compilation.
     Baydin et al. (2019). Etalumis: Bringing Probabilistic Programming to
     Scientific Simulators at Scale.
+    Roberts, Rosenthal (2001). Optimal Scaling for Various Metropolis-Hastings
+    Algorithms. Statistical Science 16(4).
+    Andrieu, Thoms (2008). A Tutorial on Adaptive MCMC. Statistics and
+    Computing 18 (Robbins-Monro adaptation of the scale).
+    Roberts, Rosenthal (2009). Examples of Adaptive MCMC. Journal of
+    Computational and Graphical Statistics 18(2) (one scale per coordinate,
+    adapted towards an acceptance rate of 0.44).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
 
 from ppx.engine.model import Model
-from ppx.errors import InvalidDistribution
+from ppx.errors import InvalidDistribution, UnknownObservation
 from ppx.inference.records import Observations, Value, record_of
 from ppx.trace import Draw, Trace
 
-__all__ = ["RMHKernel", "RMHState", "record_of"]
+__all__ = ["PROPOSALS", "Proposal", "RMHKernel", "RMHState", "record_of"]
 
 Proposal = Literal["prior", "random_walk"]
+#: The proposals :class:`RMHKernel` knows.
+PROPOSALS: tuple[Proposal, ...] = ("prior", "random_walk")
+
+#: Target acceptance rates of the scale adaptation: scalar and vector-valued draws.
+TARGET_SCALAR, TARGET_VECTOR = 0.44, 0.234
+_ADAPT_DECAY = 0.6  # Robbins-Monro gain n ** -0.6: sum diverges, sum of squares converges
+_LOG_SCALE_RANGE = (math.log(1e-12), math.log(1e3))
 
 
 @dataclass(frozen=True)
 class RMHState:
-    """Where a chain is: its current trace and its counters."""
+    """Where a chain is: its current trace, its counters and its random-walk scales.
+
+    Attributes:
+        trace: the current trace.
+        num_steps: steps made.
+        num_accepted: proposals accepted.
+        scales: random-walk scale (relative to the prior's std) by address,
+            for the addresses whose scale was adapted; others use the kernel's.
+        scale_updates: adaptation updates made, by address.
+    """
 
     trace: Trace
     num_steps: int = 0
     num_accepted: int = 0
+    scales: Mapping[str, float] = field(default_factory=dict)
+    scale_updates: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def acceptance_rate(self) -> float:
@@ -73,13 +109,28 @@ def _is_discrete(distribution: torch.distributions.Distribution | None) -> bool:
     return support is not None and support.is_discrete
 
 
+def _check_observed(trace: Trace, observe: Observations, model_name: str) -> None:
+    """Refuse observed names that no draw of ``trace`` has (a typo, another model)."""
+    known = {key for draw in trace for key in (draw.name, draw.address, draw.base)}
+    unknown = sorted(set(observe) - known)
+    if unknown:
+        observed = sorted({d.name or d.address for d in trace if d.statement == "observe"})
+        raise UnknownObservation(
+            f"{model_name!r} has no draw named {', '.join(map(repr, unknown))}; "
+            f"its observe statements: {', '.join(observed) or 'none'}"
+        )
+
+
 class _ProposalController:
     """Replays the current trace, except at the resampled site."""
 
-    def __init__(self, values: Mapping[str, Value], site: str, kernel: RMHKernel) -> None:
+    def __init__(
+        self, values: Mapping[str, Value], site: str, kernel: RMHKernel, scale: float
+    ) -> None:
         self.values = values
         self.site = site
         self.kernel = kernel
+        self.scale = scale
 
     def known_values(self) -> Mapping[str, Value]:
         """Every replayed value: all but the resampled site."""
@@ -89,7 +140,7 @@ class _ProposalController:
         self, address: str, name: str | None, distribution: torch.distributions.Distribution
     ) -> Value:
         if address == self.site:
-            return self.kernel.propose(distribution, self.values.get(address))
+            return self.kernel.propose(distribution, self.values.get(address), self.scale)
         if address in self.values:
             return self.values[address]
         return distribution.sample()
@@ -101,35 +152,52 @@ class RMHKernel:
     Arguments:
         model: any :class:`ppx.Model`.
         observe: observed values by name or address.
-        proposal: ``"prior"`` (lightweight MH) or ``"random_walk"``.
+        proposal: ``"random_walk"`` (continuous draws; discrete ones from their
+            prior) or ``"prior"`` (lightweight MH: every draw from its prior).
         scale: standard deviation of random-walk steps, relative to the prior's
-            standard deviation at the site (absolute where it has none).
+            standard deviation at the site (absolute where it has none); the
+            starting value of every address's adapted scale.
+        adapt_steps: adapt the scales during the chain's first ``adapt_steps``
+            steps (``state.num_steps < adapt_steps``), then keep them fixed.
 
     Example:
-        >>> kernel = RMHKernel(ppx.LocalModel(gaussian.model), {"obs0": 8.0, "obs1": 9.0})
+        >>> kernel = RMHKernel(ppx.LocalModel(gaussian.model), {"obs0": 8.0, "obs1": 9.0},
+        ...                    adapt_steps=200)
         >>> state = kernel.init()
         >>> for _ in range(1000):
         ...     state = kernel.step(state)
+        >>> state.scales  # {"mu__Normal__1": 1.1...}, fixed since step 200
     """
 
     def __init__(
         self,
         model: Model,
         observe: Observations,
-        proposal: Proposal = "prior",
+        proposal: Proposal = "random_walk",
         scale: float = 0.5,
+        adapt_steps: int = 0,
     ) -> None:
-        if proposal not in ("prior", "random_walk"):
+        if proposal not in PROPOSALS:
             raise ValueError(f"proposal must be 'prior' or 'random_walk', not {proposal!r}")
+        if not scale > 0 or adapt_steps < 0:
+            raise ValueError(f"need scale > 0 and adapt_steps >= 0, got {scale}, {adapt_steps}")
         self.model = model
         self.observe = dict(observe)
         self.proposal = proposal
         self.scale = scale
+        self.adapt_steps = adapt_steps
 
     def init(self, max_tries: int = 1000) -> RMHState:
-        """A first state: a prior run with non-zero likelihood."""
-        for _ in range(max_tries):
+        """A first state: a prior run with non-zero likelihood.
+
+        Raises:
+            UnknownObservation: an observed name that no draw of the first run has.
+            RuntimeError: ``max_tries`` runs all had zero likelihood.
+        """
+        for attempt in range(max_tries):
             trace = self.model.run(observe=self.observe)
+            if attempt == 0:
+                _check_observed(trace, self.observe, self.model.name)
             if math.isfinite(trace.log_likelihood):
                 return RMHState(trace)
         raise RuntimeError(
@@ -138,10 +206,13 @@ class RMHKernel:
         )
 
     def propose(
-        self, distribution: torch.distributions.Distribution, current: Value | None
+        self,
+        distribution: torch.distributions.Distribution,
+        current: Value | None,
+        scale: float | None = None,
     ) -> torch.Tensor:
-        """A new value for the resampled site."""
-        if self.proposal == "prior" or current is None or _is_discrete(distribution):
+        """A new value for the resampled site (``scale``: the site's, default the kernel's)."""
+        if not self._walks(distribution, current):
             return distribution.sample()
         try:
             spread = distribution.stddev
@@ -149,27 +220,56 @@ class RMHKernel:
         except NotImplementedError:
             spread = torch.ones_like(torch.as_tensor(current, dtype=torch.float64))
         start = torch.as_tensor(current, dtype=spread.dtype)
-        return start + self.scale * spread * torch.randn_like(start)
+        step = self.scale if scale is None else scale
+        return start + step * spread * torch.randn_like(start)
 
     def step(self, state: RMHState) -> RMHState:
-        """One Metropolis-Hastings step."""
+        """One Metropolis-Hastings step (adapting the site's scale while adapting)."""
         latents = _controlled_latents(state.trace)
         if not latents:  # nothing the engine controls: nothing to move
             return replace(state, num_steps=state.num_steps + 1)
         site = latents[int(torch.randint(len(latents), ()))]
         values = {d.address: d.value for d in latents if d.value is not None}
-        controller = _ProposalController(values, site.address, self)
+        scale = state.scales.get(site.address, self.scale)
+        controller = _ProposalController(values, site.address, self, scale)
         try:
-            proposed = self.model.run(controller=controller, observe=self.observe)
+            proposed: Trace | None = self.model.run(controller=controller, observe=self.observe)
         except InvalidDistribution:  # the proposed value leads outside the model's domain
-            return replace(state, num_steps=state.num_steps + 1)
-        log_ratio = self._log_acceptance(state.trace, proposed, site, len(latents))
-        accepted = log_ratio >= 0 or math.log(float(torch.rand(()))) < log_ratio
+            proposed = None
+        log_ratio = (
+            -math.inf
+            if proposed is None
+            else self._log_acceptance(state.trace, proposed, site, len(latents))
+        )
+        accepted = log_ratio >= 0 or float(torch.rand(())) < math.exp(log_ratio)
+        adapted = self._adapted(state, site, log_ratio)
         return RMHState(
-            proposed if accepted else state.trace,
+            proposed if accepted and proposed is not None else state.trace,
             state.num_steps + 1,
             state.num_accepted + int(accepted),
+            *adapted,
         )
+
+    def _walks(self, distribution: torch.distributions.Distribution | None, value: object) -> bool:
+        """A random-walk move (not a prior draw) for a site with this distribution and value."""
+        return (
+            self.proposal == "random_walk" and value is not None and not _is_discrete(distribution)
+        )
+
+    def _adapted(
+        self, state: RMHState, site: Draw, log_ratio: float
+    ) -> tuple[Mapping[str, float], Mapping[str, int]]:
+        """The scales after a move at ``site``: one Robbins-Monro update while adapting."""
+        if state.num_steps >= self.adapt_steps or not self._walks(site.distribution, site.value):
+            return state.scales, state.scale_updates
+        updates = state.scale_updates.get(site.address, 0) + 1
+        rate = math.exp(min(log_ratio, 0.0))
+        target = TARGET_SCALAR if torch.as_tensor(site.value).numel() == 1 else TARGET_VECTOR
+        log_scale = math.log(state.scales.get(site.address, self.scale))
+        log_scale += updates**-_ADAPT_DECAY * (rate - target)
+        log_scale = min(max(log_scale, _LOG_SCALE_RANGE[0]), _LOG_SCALE_RANGE[1])
+        scales = {**state.scales, site.address: math.exp(log_scale)}
+        return scales, {**state.scale_updates, site.address: updates}
 
     def _log_acceptance(self, current: Trace, proposed: Trace, site: Draw, size: int) -> float:
         new_latents = _controlled_latents(proposed)
@@ -183,7 +283,7 @@ class RMHKernel:
             if previous is None:
                 continue
             if draw.address == site.address:
-                if self.proposal == "random_walk" and not _is_discrete(draw.distribution):
+                if self._walks(draw.distribution, previous.value):
                     log_ratio += draw.log_prob - previous.log_prob
                 continue
             log_ratio += draw.log_prob - previous.log_prob

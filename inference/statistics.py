@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["chain_rows", "log_density", "logsumexp", "weighted_quantile"]
+__all__ = ["RunningESS", "chain_rows", "log_density", "logsumexp", "weighted_quantile"]
 
 
 def log_density(distribution: torch.distributions.Distribution, value: torch.Tensor) -> float:
@@ -26,6 +26,40 @@ def log_density(distribution: torch.distributions.Distribution, value: torch.Ten
 def logsumexp(values: np.ndarray) -> float:
     """log(sum(exp(values))), stable (via ``torch.logsumexp``)."""
     return float(torch.logsumexp(torch.from_numpy(np.asarray(values, dtype=np.float64)), 0))
+
+
+class RunningESS:
+    """Kish's effective sample size of log weights seen so far, updated in O(1) per weight.
+
+    Keeps ``sum(w)`` and ``sum(w^2)`` relative to the largest log weight seen,
+    rescaling both when a larger one comes, so no weight overflows.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._max = -math.inf
+        self._sum = 0.0
+        self._sum_squares = 0.0
+
+    def add(self, log_weights: list[float]) -> None:
+        """Take in more log weights (``-inf``/NaN count as zero weight)."""
+        for log_weight in log_weights:
+            self.count += 1
+            if not log_weight > -math.inf:  # -inf or NaN
+                continue
+            if log_weight > self._max:
+                shrink = math.exp(self._max - log_weight)
+                self._sum *= shrink
+                self._sum_squares *= shrink * shrink
+                self._max = log_weight
+            weight = math.exp(log_weight - self._max)
+            self._sum += weight
+            self._sum_squares += weight * weight
+
+    @property
+    def ess(self) -> float:
+        """``(sum w)^2 / sum w^2``; 0 before any positive weight."""
+        return self._sum * self._sum / self._sum_squares if self._sum_squares else 0.0
 
 
 def weighted_quantile(columns: np.ndarray, weights: np.ndarray, q: np.ndarray) -> np.ndarray:

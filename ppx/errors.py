@@ -9,7 +9,9 @@ from __future__ import annotations
 import traceback
 
 from ppx.protocol.errors import (
+    AddressInUse,
     HandshakeError,
+    InvalidAddress,
     InvalidDistribution,
     PPXError,
     ProtocolError,
@@ -17,7 +19,10 @@ from ppx.protocol.errors import (
 )
 
 __all__ = [
+    "AddressInUse",
     "HandshakeError",
+    "Interrupted",
+    "InvalidAddress",
     "InvalidDistribution",
     "InvalidParameters",
     "PPXError",
@@ -25,6 +30,8 @@ __all__ = [
     "SimulatorCrashed",
     "SimulatorError",
     "SimulatorTimeout",
+    "SimulatorUnreachable",
+    "UnknownObservation",
     "UnsupportedDistribution",
     "describe_exception",
     "raising_site",
@@ -63,6 +70,27 @@ class SimulatorCrashed(PPXError):
 
 class SimulatorTimeout(PPXError):
     """The simulator did not answer within the configured timeout."""
+
+
+class SimulatorUnreachable(SimulatorTimeout):
+    """Nothing was listening at the address during the whole handshake timeout."""
+
+
+class UnknownObservation(ValueError):
+    """An observation named something no draw of the program has (a typo, another model)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped an engine; what it had finished is kept.
+
+    Attributes:
+        partial: the result so far (e.g. the weighted traces of importance
+            sampling, an :class:`~ppx.inference.Empirical`), or None.
+    """
+
+    def __init__(self, message: str, partial: object = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 # Frames of these packages are skipped when naming the simulator line that raised.

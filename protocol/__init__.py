@@ -26,13 +26,15 @@ from .distributions import (
     distribution_parameters,
 )
 from .errors import (
+    AddressInUse,
     HandshakeError,
+    InvalidAddress,
     InvalidDistribution,
     PPXError,
     ProtocolError,
     UnsupportedDistribution,
 )
-from .transport import Replier, Requester, check_bind_address
+from .transport import Replier, Requester, check_address, check_bind_address, listening
 
 __all__ = [
     "BATCHED_DRAWS",
@@ -41,7 +43,9 @@ __all__ = [
     "ERROR_REPORT",
     "MULTIVARIATE_NORMAL",
     "PROTOCOL_VERSION",
+    "AddressInUse",
     "HandshakeError",
+    "InvalidAddress",
     "InvalidDistribution",
     "PPXError",
     "ProtocolError",
@@ -50,6 +54,7 @@ __all__ = [
     "Requester",
     "UnsupportedDistribution",
     "build",
+    "check_address",
     "check_bind_address",
     "compatible",
     "decode",
@@ -58,6 +63,7 @@ __all__ = [
     "distribution_kind",
     "distribution_parameters",
     "encode",
+    "listening",
     "messages",
     "negotiate",
 ]

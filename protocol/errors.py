@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 __all__ = [
+    "AddressInUse",
     "HandshakeError",
+    "InvalidAddress",
     "InvalidDistribution",
     "PPXError",
     "ProtocolError",
@@ -35,3 +37,11 @@ class UnsupportedDistribution(PPXError, TypeError):
 
 class InvalidDistribution(PPXError, ValueError):
     """Distribution parameters are invalid (NaN, negative scale, probs not summing to 1)."""
+
+
+class InvalidAddress(PPXError, ValueError):
+    """A malformed ZeroMQ address, or a bind beyond loopback that was not allowed."""
+
+
+class AddressInUse(PPXError, ValueError):
+    """Another process already serves (or listens) at the address a server was to bind."""

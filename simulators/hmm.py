@@ -44,6 +44,7 @@ __all__ = [
     "log_evidence",
     "make_model",
     "model",
+    "quantities",
 ]
 
 INITIAL_PROBS: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
@@ -238,6 +239,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--emission-std", type=float, default=EMISSION_STD, help="default: %(default)s"
     )
+
+
+def quantities(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """The values of the states, for ``ppx`` tables and plots: all K of each, by index."""
+    names = [str(k) for k in range(len(INITIAL_PROBS))]
+    return {f"state{t}": {"categories": names} for t in range(args.length)}
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ Example:
     >>> fn, model_name = build("gaussian", ["--num-observations", "3"])
     >>> ppx.LocalModel(fn, name=model_name).run()
     >>> argv("gaussian")[1:]  # what RemoteModel.spawn runs, after sys.executable
-    ['-m', 'ppx.simulators.gaussian']
+    ['-P', '-m', 'ppx.simulators.gaussian']
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -165,12 +164,17 @@ def argv(name: str, options: Sequence[str] = ()) -> list[str]:
         options: Command-line options of the simulator (not checked here).
 
     Returns:
-        ``[sys.executable, "-m", module, *options]``; the spawner appends ``--address``.
+        ``[sys.executable, "-P", "-m", module, *options]`` (on Python 3.10, an
+        equivalent): the module runs with nothing imported from the working
+        directory, so a folder there named ``ppx`` cannot shadow PPX. The
+        spawner appends ``--address``.
 
     Raises:
         ValueError: Unknown name.
     """
-    return [sys.executable, "-m", entry(name).module, *options]
+    from ppx.engine.process import python_module_argv
+
+    return python_module_argv(entry(name).module, *options)
 
 
 def from_arguments(name: str, args: argparse.Namespace) -> Callable[[], object]:

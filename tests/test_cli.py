@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,29 @@ def table_row(stdout: str, latent: str) -> list[str]:
     raise AssertionError(f"no row for {latent!r} in:\n{stdout}")
 
 
+def readme_first_command() -> list[str]:
+    """The arguments of ``ppx`` in README's first command (the line after the opening fence)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    first = readme.split("```sh\n", 1)[1].splitlines()[0]
+    command = shlex.split(first.rsplit("&&", 1)[1])
+    assert command[0] == "ppx", first
+    return command[1:]
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_readme_first_command_prints_the_exact_answer_every_time(tmp_path, seed):
+    """Within 4 of its own printed MC errors of the exact 7.25, an error <= 0.03, no warning."""
+    done = ppx_cli(*readme_first_command(), "--seed", str(seed), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"seed {seed} (--seed {seed} repeats this run)" in done.stdout
+    mean, std, error = (float(cell) for cell in table_row(done.stdout, "mu")[:3])
+    exact_mean, exact_std = gaussian.exact_posterior([8.0, 9.0])
+    assert error <= 0.03, done.stdout
+    assert abs(mean - exact_mean) < 4 * error, done.stdout
+    assert abs(std - exact_std) < 0.1, done.stdout
+    assert "warning" not in done.stdout + done.stderr, done.stdout + done.stderr
+
+
 @pytest.mark.parametrize(
     "where", ["", pytest.param("--workers 2", marks=pytest.mark.slow)], ids=["here", "dask"]
 )
@@ -56,6 +81,10 @@ def test_infer_gaussian_matches_exact_posterior(tmp_path, where):
     assert ess > 5, done.stdout
     assert abs(mean - exact_mean) < 4 * exact_std / math.sqrt(ess), done.stdout
     assert "log evidence:" in done.stdout
+    assert "seed 7 (--seed 7 repeats this run)" in done.stdout
+    # ~0.8% of prior traces count here: an ESS of ~25 of 3000 is flagged, with advice
+    assert "warning: effective sample size" in done.stdout, done.stdout
+    assert "--ess" in done.stdout, done.stdout
 
 
 def test_prior_writes_a_trace_dataset(tmp_path):
@@ -107,6 +136,16 @@ def test_serve_then_connect_then_sigterm(ipc_address, tmp_path):
             server.wait()
 
 
+def ppx_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``ppx ARGS`` in this process (fast: no new interpreter); (exit code, stdout, stderr)."""
+    from ppx.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    captured = capsys.readouterr()
+    return int(exit_.value.code or 0), captured.out, captured.err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -122,15 +161,86 @@ def test_serve_then_connect_then_sigterm(ipc_address, tmp_path):
             "'abc' is not a number",
         ),
         (["serve", "gaussian", "--address", "tcp://0.0.0.0:5555"], "--allow-remote"),
+        (
+            ["infer", "--simulator", "gaussian", "-o", "obsX=8", "-n", "5"],
+            "'gaussian' has no draw named 'obsX'; its observe statements: obs0, obs1",
+        ),
+        (["infer", "-s", "gaussian", "--engine", "rmh", "--burn-in", "-5"], "--burn-in"),
+        (["infer", "-s", "gaussian", "--workers", "0"], "--workers"),
+        (["infer", "-s", "gaussian", "--timeout", "-1"], "--timeout"),
+        (["infer", "-s", "gaussian", "--ess", "100", "--engine", "rmh"], "--ess is for"),
+        (["infer", "--nosuch"], "No such option: --nosuch"),
     ],
-    ids=["unknown-simulator", "neither", "both", "observe-no-equals", "observe-nan", "remote-bind"],
-)
-def test_bad_input_is_a_clear_error(args, message, tmp_path):
-    done = ppx_cli(*args, cwd=tmp_path, timeout=30)
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
-    assert message in output, output
-    assert "Traceback" not in output, output
+    ids=[
+        "unknown-simulator", "neither", "both", "observe-no-equals", "observe-nan",
+        "remote-bind", "unknown-observation", "negative-burn-in", "no-workers",
+        "negative-timeout", "ess-with-rmh", "unknown-option",
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_with_exit_code_2(args, message, capsys):
+    code, out, err = ppx_in_process(args, capsys)
+    assert code == 2, out + err
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"ppx {args[0]}: "), err
+
+
+def test_a_missing_optional_package_names_its_pip_line(tmp_path):
+    program = (
+        "import sys; sys.modules['sbi'] = None; from ppx.cli.main import main; "
+        "main(['sbi', 'train', 'sims.h5'])"
+    )
+    (tmp_path / "sims.h5").touch()
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path, env=ENV
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "ppx: this needs the optional package 'sbi': pip install 'ppx-engine[sbi]' "
+        "(in a clone: pip install -e '.[sbi]')"
+    ]
+
+
+def test_ctrl_c_during_importance_sampling_keeps_the_traces(tmp_path):
+    args = "-m ppx.cli infer -s gaussian -o obs0=8 -o obs1=9 --ess 1e9 -n 100000000 --seed 1"
+    process = subprocess.Popen(
+        [sys.executable, *args.split()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=ENV, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert "seed 1" in process.stdout.readline()  # started: now let it run a while
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    saved = re.search(r"kept (\d+) weighted traces \(ESS [0-9.]+\) in (\S+);", out)
+    assert saved is not None, out + err
+    posterior = ppx.inference.Empirical.load(tmp_path / saved.group(2))
+    assert len(posterior) == int(saved.group(1)) > 0
+    assert "Traceback" not in err and not list(tmp_path.glob("ppx-*/"))
+    assert "\r" not in err  # not a terminal: plain progress lines, no redrawn bar
+
+
+def test_ctrl_c_during_rmh_says_how_to_resume(tmp_path):
+    args = "infer -s gaussian -o obs0=8 -o obs1=9 --engine rmh -n 40000 --seed 2 --out p.h5"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ppx.cli", *args.split()], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert "seed 2" in process.stdout.readline()
+        time.sleep(4)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, out + err
+    assert "run the same command again to resume from p.h5" in out, out + err
+    assert "Traceback" not in err, err
 
 
 @pytest.mark.parametrize("chains", [1, pytest.param(2, marks=pytest.mark.slow)])
@@ -141,16 +251,18 @@ def test_infer_rmh_saves_and_plots_the_posterior(tmp_path, chains):
     ).split()
     done = ppx_cli(*args, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
-    mean, std, rhat, ess = table_row(done.stdout, "mu")
+    mean, std, error, rhat, ess, _ = table_row(done.stdout, "mu")
     exact_mean, exact_std = gaussian.exact_posterior([8.0, 9.0])
     assert abs(float(mean) - exact_mean) < 4 * exact_std / math.sqrt(float(ess))
+    assert float(error) == pytest.approx(exact_std / math.sqrt(float(ess)), rel=0.2)
     assert "acceptance per chain" in done.stdout and (tmp_path / "post.h5").exists()
     if chains > 1:
         assert float(rhat) < 1.05
     plotted = ppx_cli("plot", "post.h5", cwd=tmp_path, timeout=120)
     assert plotted.returncode == 0, plotted.stderr
-    for suffix in ("trace", "corner"):
+    for suffix in ("marginals", "trace"):
         assert (tmp_path / f"post_{suffix}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "post_corner.png").exists()  # one latent: no corner plot
 
 
 def test_plot_refuses_a_file_that_is_not_a_posterior(tmp_path):

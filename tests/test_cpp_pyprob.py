@@ -16,7 +16,7 @@ from test_pyprob_interop import drive, pyprob_python
 from ppx.cpp import cpp_simulator, missing_toolchain
 from ppx.simulators import gaussian
 
-pytestmark = [pytest.mark.pyprob, pytest.mark.slow]
+pytestmark = pytest.mark.pyprob
 
 
 @pytest.fixture
@@ -48,6 +48,7 @@ def test_pyprob_engine_gets_right_prior_from_cpp(cpp_gaussian):
     assert result["result_mean"] == pytest.approx(result["mu_mean"], rel=1e-6)  # float32 in pyprob
 
 
+@pytest.mark.slow
 def test_pyprob_engine_importance_sampling_on_cpp(cpp_gaussian):
     result = drive(
         cpp_gaussian,

@@ -170,6 +170,7 @@ def test_the_network_of_rank_0_gives_the_exact_posterior(ranks):
     assert abs(std - exact_std) < 0.1 * exact_std
 
 
+@pytest.mark.slow
 def test_ppx_train_under_torchrun_writes_once_from_rank_0(dataset, tmp_path):
     out = tmp_path / "net.pt"
     args = ["-m", "ppx.cli", "train", "--dataset", str(dataset), "--out", str(out)]

@@ -10,6 +10,7 @@ import torch
 from conftest import simulator_argv
 
 import ppx
+from ppx.errors import Interrupted, UnknownObservation
 from ppx.inference import Empirical, importance_sampling
 from ppx.simulators import branching, gaussian, hmm
 
@@ -53,9 +54,39 @@ def test_is_on_branching_model_matches_enumeration():
         assert abs(estimate - exact[value]) < tolerance, (value, estimate, exact[value])
 
 
-def test_unknown_observation_name_warns():
-    with pytest.warns(UserWarning, match=r"\['obs7'\].*matched no draw"):
+def test_unknown_observation_name_is_an_error_listing_the_observe_statements():
+    with pytest.raises(UnknownObservation, match=r"no draw named 'obs7'.*obs0, obs1"):
         importance_sampling(ppx.LocalModel(gaussian.model), {"obs7": 1.0}, 3)
+
+
+def test_target_ess_stops_once_reached_and_is_deterministic():
+    """--ess: runs until Kish's ESS reaches the target, not a trace more."""
+    torch.manual_seed(3)
+    observe = {"obs0": 8.0, "obs1": 9.0}
+    posterior = importance_sampling(ppx.LocalModel(gaussian.model), observe, 50_000, ess=200)
+    assert 200 <= posterior.ess
+    shorter = Empirical(posterior.traces[:-1], posterior.log_weights[:-1])
+    assert shorter.ess < 200  # it stopped at the first trace that reached the target
+    exact_mean, exact_std = gaussian.exact_posterior([8.0, 9.0])
+    assert abs(posterior.mean("mu") - exact_mean) < 4 * exact_std / math.sqrt(200)
+    with pytest.warns(UserWarning, match="maximum of 100 traces with ESS"):
+        importance_sampling(ppx.LocalModel(gaussian.model), observe, 100, ess=1e6)
+
+
+def test_ctrl_c_keeps_the_finished_traces():
+    runs = 0
+
+    def interrupted_after_40():
+        nonlocal runs
+        runs += 1
+        if runs > 40:
+            raise KeyboardInterrupt
+        return gaussian.model()
+
+    with pytest.raises(Interrupted, match="after 40 traces") as caught:
+        importance_sampling(ppx.LocalModel(interrupted_after_40), {"obs0": 8.0}, 100)
+    assert isinstance(caught.value, KeyboardInterrupt)
+    assert len(caught.value.partial) == 40
 
 
 def test_empirical_rejects_impossible_observations():

@@ -63,7 +63,7 @@ def test_four_chains_on_local_cluster_converge():
 
 
 def test_interrupted_job_resumes_from_its_checkpoints(tmp_path, monkeypatch):
-    import ppx.inference.chains as chains
+    import ppx.inference.chain_jobs as chains
 
     out = tmp_path / "post.h5"
     model = ppx.LocalModel(gaussian.model)

@@ -38,7 +38,7 @@ def drive(address: str, *args: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-pytestmark = [pytest.mark.pyprob, pytest.mark.slow]
+pytestmark = pytest.mark.pyprob
 
 
 def test_pyprob_engine_gets_right_prior(ipc_address):
@@ -53,6 +53,7 @@ def test_pyprob_engine_gets_right_prior(ipc_address):
     assert abs(result["mu_std"] - std) < 4 * std / math.sqrt(2 * (n - 1))
 
 
+@pytest.mark.slow
 def test_pyprob_engine_importance_sampling_posterior(ipc_address):
     with served(gaussian.model, ipc_address, "gaussian"):
         result = drive(

@@ -40,6 +40,7 @@ def test_remote_model_under_poutine_trace_and_condition(serve_in_thread):
         )
 
 
+@pytest.mark.slow
 def test_pyro_importance_on_remote_model_matches_conjugate_posterior(serve_in_thread):
     pyro.set_rng_seed(3)
     with serve_in_thread(gaussian.model, "gaussian") as address, ppx.RemoteModel(address) as model:

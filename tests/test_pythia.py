@@ -38,7 +38,14 @@ def test_presets_are_shipped() -> None:
     assert set(EVENTS) <= set(PRESETS)
 
 
-@pytest.fixture(scope="module", params=list(EVENTS))
+#: Presets replayed only in the extended tier (.ci/run's pytest -m slow): two suffice by default.
+_EXTENDED = ("ee_z_hadrons", "pp_z_tautau")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(p, marks=pytest.mark.slow) if p in _EXTENDED else p for p in EVENTS],
+)
 def pair(request: pytest.FixtureRequest) -> tuple[str, PythiaSimulator, PythiaSimulator]:
     """A recording and a replaying simulator of one preset (two Pythia instances)."""
     preset = request.param

@@ -309,7 +309,6 @@ def check_moments(samples: torch.Tensor, x_o: torch.Tensor, ess: float) -> None:
     )
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("method", ["NLE", "NRE"])
 def test_nle_and_nre_match_the_exact_posterior(method):
     sims = sbi.simulate(ppx.LocalModel(gaussian_2d), num_simulations=3000, seed=11)

@@ -26,7 +26,6 @@ def ppx_sbi(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     )
 
 
-@pytest.mark.slow
 def test_simulate_train_query_on_an_sbibm_task(tmp_path):
     done = ppx_sbi(
         "simulate", "--task", "gaussian_linear", "-n", "2000", "--store", "s.h5", cwd=tmp_path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,16 +18,15 @@ from ppx.cli.common import (
     dask_client,
     load_simulator,
     model_spec,
-    parse_observations,
     released,
     seed_engine,
     simulators_help,
 )
+from ppx.cli.infer import infer
 from ppx.engine.model_spec import ModelSpec
 from ppx.simulators import registry
 
 if TYPE_CHECKING:
-    from ppx.inference.ic import InferenceNetwork
     from ppx.trace import Trace
 
 __all__ = ["app"]
@@ -96,26 +94,33 @@ def prior(
     """
     if out is not None:
         spec = model_spec(simulator, address, timeout)
-        _prior_dataset(spec, out, num_traces, observe_names, seed)
+        _prior_dataset(spec, out, num_traces, observe_names, seed, simulator)
         return
     if observe_names:
         raise typer.BadParameter("--observe-name goes with --out", param_hint="--observe-name")
     seed_engine(seed)
-    from tqdm import tqdm
+    from ppx.inference.executor import progress_bar
 
     with model_spec(simulator, address, timeout).build() as model:
         started = time.perf_counter()
-        traces = [model.run() for _ in tqdm(range(num_traces), desc=f"prior {model.name}")]
+        traces = []
+        with progress_bar(num_traces, f"prior {model.name}", show=True, unit="tr") as bar:
+            for _ in range(num_traces):
+                traces.append(model.run())
+                bar.update()
         elapsed = time.perf_counter() - started
         name = model.name
-    rate = num_traces / elapsed
-    title = f"prior of {name}: {num_traces} traces, {rate:.0f} traces/s"
-    keys = report.latent_names(traces)
-    report.print_prior(console, title, ({key: t[key] for key in keys} for t in traces))
+    title = report.prior_title(name, num_traces, elapsed)
+    report.print_prior(console, title, traces, simulator=simulator)
 
 
 def _prior_dataset(
-    spec: ModelSpec, out: Path, num_traces: int, names: list[str] | None, seed: int | None
+    spec: ModelSpec,
+    out: Path,
+    num_traces: int,
+    names: list[str] | None,
+    seed: int | None,
+    simulator: str | None,
 ) -> None:
     """``ppx prior --out``: generate (or extend) the trace dataset ``out``, then summarise it."""
     from ppx.inference.ic import generate_dataset
@@ -137,7 +142,7 @@ def _prior_dataset(
             raise typer.BadParameter(str(error)) from None
         elapsed = time.perf_counter() - started
     title = f"prior of {name}: {len(dataset)} traces in {out} ({elapsed:.1f} s)"
-    report.print_prior(console, title, iter_prior(out), label="latent or tag")
+    report.print_prior(console, title, iter_prior(out), label="latent or tag", simulator=simulator)
     console.print(f"wrote {len(dataset)} traces to {out}; observations: {', '.join(names)}")
 
 
@@ -148,101 +153,7 @@ def _observe_names(trace: Trace) -> list[str]:
     return [draw_key(trace, draw) for draw in trace.draws if draw.statement == "observe"]
 
 
-class Engine(str, Enum):
-    """Inference engines of ``ppx infer``."""
-
-    IS = "is"
-    RMH = "rmh"
-    IC = "ic"
-
-
-@app.command()
-def infer(
-    simulator: SimulatorOption = None,
-    address: AddressOption = None,
-    observe: Annotated[
-        list[str] | None,
-        typer.Option("--observe", "-o", help="observed value, name=value (repeat)"),
-    ] = None,
-    engine: Annotated[
-        Engine,
-        typer.Option(help="importance sampling, RMH MCMC, or IS with a trained network (ic)"),
-    ] = Engine.IS,
-    network: Annotated[
-        Path | None, typer.Option(help="--engine ic: the network from ppx train")
-    ] = None,
-    num_traces: Annotated[
-        int, typer.Option("--num-traces", "-n", min=1, help="traces (IS) or samples per chain")
-    ] = 5000,
-    chains: Annotated[int, typer.Option(min=1, help="RMH chains (run on Dask when > 1)")] = 1,
-    burn_in: Annotated[int | None, typer.Option(help="RMH steps discarded per chain")] = None,
-    thin: Annotated[int, typer.Option(min=1, help="keep every n-th RMH step")] = 1,
-    proposal: Annotated[str, typer.Option(help="RMH proposal: prior or random_walk")] = "prior",
-    out: Annotated[Path | None, typer.Option(help="save the posterior (HDF5)")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="join this Dask scheduler")] = None,
-    workers: Annotated[int | None, typer.Option(help="local Dask workers")] = None,
-    hpc: Annotated[str | None, typer.Option(help="run chains as slurm or pbs jobs")] = None,
-    hpc_jobs: Annotated[int, typer.Option(help="batch jobs to submit with --hpc")] = 1,
-    timeout: TimeoutOption = 30.0,
-    seed: SeedOption = None,
-) -> None:
-    """Posterior of latents given observations: importance sampling, RMH MCMC, or IC.
-
-    Runs here by default; on Dask with --chains > 1 (RMH), --workers, --scheduler or --hpc.
-    """
-    from ppx.inference import importance_sampling, rmh
-
-    data = parse_observations(observe or [])
-    trained = _network(engine, network)
-    if proposal not in ("prior", "random_walk"):
-        raise typer.BadParameter(f"--proposal must be prior or random_walk, not {proposal!r}")
-    spec = model_spec(simulator, address, timeout)
-    name = simulator or address or "?"
-    on_dask = (engine is Engine.RMH and chains > 1) or bool(workers or scheduler or hpc)
-    with dask_client(on_dask, scheduler, workers, hpc, hpc_jobs) as client, released(spec):
-        if engine is not Engine.RMH:
-            seed_engine(seed)
-            try:
-                posterior = importance_sampling(
-                    spec, data, num_traces, proposal=trained, client=client, seed=seed or 0,
-                    progress=True,
-                )  # fmt: skip
-            except ValueError as error:  # an observation or a model the network does not fit
-                raise typer.BadParameter(str(error)) from None
-            report.print_weighted(console, posterior, name, data)
-        else:
-            posterior = rmh(
-                spec,
-                data,
-                num_traces,
-                chains=chains,
-                burn_in=burn_in,
-                thin=thin,
-                proposal=proposal,
-                seed=seed or 0,
-                client=client,
-                out=out,
-                progress=True,
-            )
-            report.print_chains(console, posterior, name, data)
-    if out is not None:
-        if engine is not Engine.RMH:
-            posterior.save(out)
-        console.print(f"posterior saved to {out}; plot it with: ppx plot {out}")
-
-
-def _network(engine: Engine, path: Path | None) -> InferenceNetwork | None:
-    """The trained network of ``--engine ic`` (and only there)."""
-    if (engine is Engine.IC) != (path is not None):
-        raise typer.BadParameter("--network goes with --engine ic, and --engine ic needs one")
-    if path is None:
-        return None
-    from ppx.inference.ic import load_network
-
-    try:
-        return load_network(path)
-    except (OSError, ValueError) as error:
-        raise typer.BadParameter(str(error), param_hint="--network") from None
+app.command()(infer)
 
 
 @app.command()
@@ -336,16 +247,34 @@ def plot(
     ],
     out: Annotated[Path | None, typer.Option(help="folder for the PNG files")] = None,
     names: Annotated[
-        list[str] | None, typer.Option("--name", help="latents to plot (repeat)")
+        list[str] | None,
+        typer.Option("--name", help="a latent or tag to plot (repeat; default: all)"),
+    ] = None,
+    truth: Annotated[
+        list[str] | None,
+        typer.Option(help="a true value, name=value, drawn as a dashed line (repeat)"),
     ] = None,
 ) -> None:
-    """Trace and corner plots of a saved posterior, or of a trace dataset's prior (PNG files)."""
+    """Marginals, and MCMC traces, importance weights or a corner plot (PNG files).
+
+    Of a saved posterior, or of a trace dataset's prior; the files are listed.
+    """
     from ppx.inference import Empirical
 
     try:
         posterior = Empirical.load(posterior_file)
     except (OSError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="POSTERIOR_FILE") from None
-    folder = out or posterior_file.parent
-    for path in report.plot(posterior, folder, posterior_file.stem, names or None):
-        console.print(f"wrote {path}")
+    try:
+        truths = report.parse_truth(truth or [])
+        paths = report.plot(
+            posterior, out or posterior_file.parent, posterior_file.stem, names or None,
+            truth=truths, console=console,
+        )  # fmt: skip
+    except report.UnknownQuantity as error:
+        hint = "--name" if error.parameter == "names" else "--truth"
+        raise typer.BadParameter(str(error), param_hint=hint) from None
+    except ValueError as error:  # a malformed --truth, a posterior without numbers
+        raise typer.BadParameter(str(error)) from None
+    for path in paths:
+        console.print(f"wrote {path}", soft_wrap=True)

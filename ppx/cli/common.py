@@ -29,11 +29,13 @@ __all__ = [
     "SeedOption",
     "SimulatorOption",
     "TimeoutOption",
+    "announce_seed",
     "console",
     "dask_client",
     "load_simulator",
     "model_spec",
     "parse_observations",
+    "plain_stdout",
     "released",
     "seed_engine",
     "simulators_help",
@@ -81,8 +83,10 @@ def load_simulator(simulator: str) -> tuple[Callable[[], object], str]:
     if colon:
         try:
             fn = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as error:
-            raise typer.BadParameter(f"cannot load simulator {name!r}: {error}") from error
+        except Exception as error:  # whatever the user's module raises on import
+            raise typer.BadParameter(
+                f"cannot load simulator {name!r}: {type(error).__name__}: {error}"
+            ) from None
         return fn, attribute
     try:
         return registry.build(name, options)
@@ -94,13 +98,26 @@ def model_spec(simulator: str | None, address: str | None, timeout: float) -> Mo
     """A picklable recipe for the model: Dask workers build their own from it."""
     if (simulator is None) == (address is None):
         raise typer.BadParameter("give exactly one of --simulator NAME or --address ADDR")
+    from ppx.engine.process import found_in_working_directory, python_module_argv
+    from ppx.errors import InvalidAddress
+    from ppx.protocol import check_address
+
     if address is not None:
-        return ModelSpec("connect", address, {"timeout": timeout})
+        try:
+            check_address(address)  # the check ppx serve makes, here before any socket
+        except InvalidAddress as error:
+            raise typer.BadParameter(str(error), param_hint="--address") from None
+        return ModelSpec("connect", address, {"timeout": timeout, "handshake_timeout": timeout})
     assert simulator is not None
     name, options = _split(simulator)
     if ":" in name:
         load_simulator(simulator)  # fail here, not in the subprocess
-        argv = [sys.executable, "-m", "ppx.cli", "serve", simulator]
+        # The subprocess imports nothing from the working directory (a folder named
+        # ppx there would shadow PPX), unless the simulator's module was found there.
+        serve = ("ppx.cli", "serve", simulator)
+        module = name.partition(":")[0]
+        local = found_in_working_directory(module)
+        argv = [sys.executable, "-m", *serve] if local else python_module_argv(*serve)
     else:
         try:
             registry.parse_options(name, options)  # fail here, not in the subprocess
@@ -126,6 +143,34 @@ def seed_engine(seed: int | None) -> None:
         import torch
 
         torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def plain_stdout() -> Iterator[None]:
+    """When stdout is not a terminal, show libraries' ``\\r``-redrawn progress as plain lines.
+
+    sbi counts its training epochs on one redrawn stdout line; into a pipe or a
+    log that shows nothing until training ends.
+    """
+    if sys.stdout.isatty():
+        yield
+        return
+    from ppx.inference.executor import PlainLines
+
+    with contextlib.redirect_stdout(PlainLines(sys.stdout)):
+        yield
+
+
+def announce_seed(seed: int | None) -> int:
+    """Seed torch with ``seed`` (a fresh random one when None) and print it, so a run repeats."""
+    import secrets
+
+    import torch
+
+    chosen = secrets.randbelow(2**31) if seed is None else seed
+    torch.manual_seed(chosen)
+    console.print(f"seed {chosen} (--seed {chosen} repeats this run)", style="dim")
+    return chosen
 
 
 def parse_observations(pairs: list[str]) -> dict[str, float | list[float]]:

@@ -15,6 +15,7 @@ simulator already serving (``--address ADDRESS``).
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +30,7 @@ from ppx.cli.common import (
     TimeoutOption,
     console,
     model_spec,
+    plain_stdout,
     released,
 )
 from ppx.engine.model_spec import ModelSpec
@@ -103,7 +105,9 @@ def simulate(
 
 @app.command()
 def train(
-    store: Annotated[Path, typer.Argument(help="a simulation store from ppx sbi simulate")],
+    store: Annotated[
+        Path, typer.Argument(exists=True, help="a simulation store from ppx sbi simulate")
+    ],
     out: Annotated[Path, typer.Option(help="where to save the posterior")] = Path("posterior.pt"),
     method: Annotated[str, typer.Option(help="NPE, NLE or NRE")] = "NPE",
     embedding: Annotated[str, typer.Option(help="auto, mlp, cnn or none")] = "auto",
@@ -115,14 +119,16 @@ def train(
     seed: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Train a neural posterior (NPE), likelihood (NLE) or ratio (NRE) estimator."""
+    importlib.import_module("sbi")  # without the extra, say so before any work
     from ppx.inference.sbi import train as fit
 
     try:
-        posterior = fit(
-            store, method.upper(), embedding=None if embedding == "none" else embedding,
-            estimator=estimator, device=device, seed=seed, training_batch_size=batch_size,
-            learning_rate=learning_rate, max_num_epochs=max_epochs or _SBI_MAX_EPOCHS,
-        )  # fmt: skip
+        with plain_stdout():
+            posterior = fit(
+                store, method.upper(), embedding=None if embedding == "none" else embedding,
+                estimator=estimator, device=device, seed=seed, training_batch_size=batch_size,
+                learning_rate=learning_rate, max_num_epochs=max_epochs or _SBI_MAX_EPOCHS,
+            )  # fmt: skip
     except (OSError, ValueError) as error:
         raise typer.BadParameter(str(error)) from None
     posterior.save(out)
@@ -156,7 +162,9 @@ def _observation(
 
 @app.command()
 def query(
-    posterior_file: Annotated[Path, typer.Argument(help="a posterior from ppx sbi train")],
+    posterior_file: Annotated[
+        Path, typer.Argument(exists=True, help="a posterior from ppx sbi train")
+    ],
     observation: Annotated[str | None, typer.Option(help="comma-separated flat x")] = None,
     observation_file: Annotated[Path | None, typer.Option(help=".npy or .csv file")] = None,
     task_observation: Annotated[int | None, typer.Option(help="sbibm observation 1..10")] = None,

@@ -63,7 +63,8 @@ class ModelSpec:
             if model.spawn_arguments is not None:
                 options: dict[str, Any] = dict(model.spawn_arguments)
                 return cls("spawn", options.pop("argv"), options)
-            return cls("connect", model.address, {"timeout": model.timeout})
+            options = {"timeout": model.timeout, "handshake_timeout": model.handshake_timeout}
+            return cls("connect", model.address, options)
         if isinstance(model, LocalModel):
             return cls("local", model.fn, {"name": model.name})
         raise TypeError(f"cannot ship a {type(model).__name__} to other processes")

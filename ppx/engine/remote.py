@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypedDict
@@ -19,10 +20,12 @@ from ppx.errors import (
     HandshakeError,
     InvalidDistribution,
     InvalidParameters,
+    PPXError,
     ProtocolError,
     SimulatorCrashed,
     SimulatorError,
     SimulatorTimeout,
+    SimulatorUnreachable,
 )
 from ppx.protocol import (
     BATCHED_DRAWS,
@@ -32,6 +35,7 @@ from ppx.protocol import (
     compatible,
     decode,
     encode,
+    listening,
     negotiate,
 )
 from ppx.protocol import messages as m
@@ -60,11 +64,18 @@ class RemoteModel(Model):
 
     Arguments:
         address: where the simulator serves (``ipc://...`` or ``tcp://...``).
-        timeout: seconds to wait for each reply before :class:`SimulatorTimeout`.
-        handshake_timeout: seconds to wait for the handshake (a starting simulator).
+        timeout: seconds to wait for each reply before :class:`SimulatorTimeout`
+            (``None``: no limit).
+        handshake_timeout: seconds to wait for the handshake; ``None``: ``timeout``.
         batched: use the ``batched_draws`` extension when the simulator offers
             it (uncontrolled draws made locally and reported in bulk, known
             values sent with the run); ``False`` forces a round trip per draw.
+
+    Raises:
+        InvalidAddress: a malformed address.
+        SimulatorUnreachable: nothing listened at ``address`` for the whole
+            handshake timeout.
+        SimulatorTimeout: something listens there but did not answer the handshake.
 
     Example:
         >>> with ppx.RemoteModel.spawn(["python", "-m", "ppx.simulators.gaussian"]) as model:
@@ -76,14 +87,14 @@ class RemoteModel(Model):
         address: str,
         *,
         timeout: float | None = 30.0,
-        handshake_timeout: float | None = 60.0,
+        handshake_timeout: float | None = None,
         batched: bool = True,
         _process: SimulatorProcess | None = None,
         _retries: int = 0,
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self.handshake_timeout = handshake_timeout
+        self.handshake_timeout = timeout if handshake_timeout is None else handshake_timeout
         self.batched = batched
         self.process = _process
         self.retries = _retries
@@ -117,14 +128,17 @@ class RemoteModel(Model):
 
         ``--address ADDRESS`` is appended to ``argv`` (or substituted for
         ``{address}``); by default a private ipc path. A crashed or hung process
-        is restarted and the run retried up to ``retries`` times.
+        is restarted and the run retried up to ``retries`` times. A process that
+        exits before it serves fails at once (:class:`SimulatorCrashed`, quoting
+        its stderr); one that does not serve within ``startup_timeout`` seconds
+        (``None``: no limit) fails with :class:`SimulatorTimeout`.
         """
         process = SimulatorProcess(argv, address, env, cwd)
         try:
             model = cls(
                 process.address,
                 timeout=timeout,
-                handshake_timeout=startup_timeout,
+                handshake_timeout=math.inf if startup_timeout is None else startup_timeout,
                 batched=batched,
                 _process=process,
                 _retries=retries,
@@ -188,8 +202,12 @@ class RemoteModel(Model):
         raise SimulatorCrashed(f"{reply}{where}")
 
     def _handshake(self) -> None:
-        hello = m.Handshake(SYSTEM_NAME, PROTOCOL_VERSION, CAPABILITIES)
-        reply = decode(self._request(encode(hello), "", self.handshake_timeout))
+        hello = encode(m.Handshake(SYSTEM_NAME, PROTOCOL_VERSION, CAPABILITIES))
+        try:
+            data = self._request(hello, "", self.handshake_timeout)
+        except (SimulatorCrashed, SimulatorTimeout) as error:
+            raise self._not_serving(error) from None
+        reply = decode(data)
         if not isinstance(reply, m.HandshakeResult):
             raise HandshakeError(
                 f"simulator at {self.address} answered the handshake with "
@@ -204,6 +222,27 @@ class RemoteModel(Model):
         self.name = reply.model_name
         self.peer_system = reply.system_name
         self.capabilities = negotiate(CAPABILITIES, reply.capabilities)
+
+    def _not_serving(self, error: PPXError) -> PPXError:
+        """The clearest error for a handshake that got no answer: why, in one message."""
+        waited = f"waited {self.handshake_timeout:g} s"
+        process, address = self.process, self.address
+        if process is not None:
+            status = process.exit_status()
+            if status is not None:
+                return SimulatorCrashed(process.report(f"{status} before serving at {address}"))
+            return SimulatorTimeout(process.report(f"did not serve at {address} ({waited})"))
+        if isinstance(error, SimulatorCrashed):
+            return error
+        there = listening(self.address)
+        if there is False:
+            return SimulatorUnreachable(f"nothing is listening at {self.address} ({waited})")
+        if there:
+            return SimulatorTimeout(
+                f"something listens at {self.address} but did not answer the PPX handshake "
+                f"({waited}): a busy simulator, or not a PPX simulator"
+            )
+        return SimulatorTimeout(f"no PPX simulator answered at {self.address} ({waited})")
 
     def _decode(self, data: bytes, recorder: Recorder) -> m.Message:
         message = self._decoded.get(data)

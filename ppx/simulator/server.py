@@ -9,8 +9,6 @@ engine) is reported to the engine and the server keeps serving.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import sys
 import threading
@@ -295,6 +293,8 @@ def serve(
     """Serve ``fn`` as a PPX simulator at ``address``; blocks until stopped.
 
     SIGTERM and Ctrl-C stop the server cleanly (socket closed, ipc file gone).
+    An address another process serves is refused (:class:`ppx.errors.AddressInUse`),
+    never taken over.
 
     Arguments:
         fn: the simulator: a callable without arguments that calls
@@ -303,6 +303,10 @@ def serve(
         model_name: the name engines see (default: ``fn``'s name).
         allow_remote: bind beyond loopback (e.g. ``tcp://*:5555``).
         stop: an event that ends serving when set (for threads).
+
+    Raises:
+        InvalidAddress: a malformed address, or beyond loopback without ``allow_remote``.
+        AddressInUse: another process serves at ``address``.
 
     Example:
         >>> ppx.serve(simulator, "ipc:///tmp/gum")  # doctest: +SKIP
@@ -317,14 +321,6 @@ def serve(
         pass
     finally:
         server.close()
-        _remove_ipc_file(address)
-
-
-def _remove_ipc_file(address: str) -> None:
-    """ZeroMQ leaves an ipc:// socket file behind; remove it."""
-    if address.startswith("ipc://"):
-        with contextlib.suppress(OSError):
-            os.unlink(address.removeprefix("ipc://"))
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -30,7 +30,7 @@ from .engine import (
     regenerate,
 )
 from .observables import OBSERVABLES, final_state
-from .options import add_arguments, from_arguments
+from .options import add_arguments, from_arguments, quantities
 from .settings import PRESETS, PythiaSettingsError, build_pythia
 from .simulator import PythiaSimulator
 
@@ -49,6 +49,7 @@ __all__ = [
     "build_pythia",
     "final_state",
     "from_arguments",
+    "quantities",
     "regenerate",
     "tau_channels",
 ]

@@ -9,7 +9,7 @@ from .observables import OBSERVABLES
 from .settings import PRESETS
 from .simulator import PythiaSimulator
 
-__all__ = ["add_arguments", "from_arguments"]
+__all__ = ["add_arguments", "from_arguments", "quantities"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,3 +42,27 @@ def from_arguments(args: argparse.Namespace) -> PythiaSimulator:
         flats=args.flats,
         tau_channel=args.tau_channel,
     )
+
+
+def quantities(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """Labels and units of the tagged observables, for ``ppx`` tables and plots.
+
+    The tau channels (``tau-/channel``, ``tau+/channel``) index Pythia's open tau
+    decay channels, whose names only an initialised Pythia knows: they stay numbers.
+    """
+    visible = ("$E$", "$p_x$", "$p_y$", "$p_z$")
+    tau: dict[str, dict[str, object]] = {
+        f"tau_visible[{i}]": {"label": f"visible {name} of the $\\tau^-$"}
+        for i, name in enumerate(visible)
+    }
+    return {
+        **tau,
+        "tau_visible": {"unit": "GeV"},
+        "tau_visible[4]": {"label": "charged products of the $\\tau^-$", "unit": ""},
+        "thrust": {"label": "thrust $T$"},
+        "sphericity": {"label": "sphericity $S$"},
+        "final_state_count": {"label": "final-state particles"},
+        "charged_multiplicity": {"label": "charged final-state particles"},
+        "jets_durham": {"label": "jets (Durham, $y_{cut} = 0.005$)"},
+        "jets_antikt": {"label": "jets (anti-$k_T$, $R = 0.4$)"},
+    }

@@ -83,7 +83,7 @@ from .channels import (
 )
 from .decay import decay, decay_channel, sample_channel
 from .kinematics import DTYPE, boost, breit_wigner_bounds, phase_space
-from .options import add_arguments, from_arguments
+from .options import add_arguments, from_arguments, quantities
 from .program import DEFAULT_MOMENTUM_PRIOR, make_model, model, visible_particles
 
 __all__ = [
@@ -113,6 +113,7 @@ __all__ = [
     "mass",
     "model",
     "phase_space",
+    "quantities",
     "sample_channel",
     "visible_particles",
     "width",
