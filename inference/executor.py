@@ -146,14 +146,14 @@ def progress_bar(
     """A tqdm bar of ``total`` steps (``show`` None: shown when stderr is a terminal).
 
     Shown on something that is not a terminal (a log file, a pipe, a batch job's
-    output), it is a plain line every 10 seconds instead of a redrawn bar, from
+    output), it is a plain line every 5 seconds instead of a redrawn bar, from
     the first second on (a job that fails or ends at once prints none).
     """
     visible = sys.stderr.isatty() if show is None else show
     if visible and not sys.stderr.isatty():
         return tqdm(
             total=total, initial=initial, desc=label, unit=unit, file=PlainLines(sys.stderr),
-            mininterval=10.0, delay=1.0, ascii=True, ncols=100,
+            mininterval=5.0, delay=1.0, ascii=True, ncols=100,
         )  # fmt: skip
     return tqdm(total=total, initial=initial, desc=label, unit=unit, disable=not visible)
 

@@ -9,7 +9,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +200,18 @@ def test_a_missing_optional_package_names_its_pip_line(tmp_path):
     ]
 
 
+def interrupt_once_running(process: subprocess.Popen[str], progress: str) -> tuple[str, str]:
+    """Send Ctrl-C once ``process`` shows progress (a plain stderr line naming ``progress``)."""
+    lines = []
+    for line in process.stderr:  # a line every 5 s off a terminal
+        lines.append(line)
+        if progress in line:
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    return out, "".join(lines) + err
+
+
 def test_ctrl_c_during_importance_sampling_keeps_the_traces(tmp_path):
     args = "-m ppx.cli infer -s gaussian -o obs0=8 -o obs1=9 --ess 1e9 -n 100000000 --seed 1"
     process = subprocess.Popen(
@@ -208,10 +219,7 @@ def test_ctrl_c_during_importance_sampling_keeps_the_traces(tmp_path):
         text=True, env=ENV, cwd=tmp_path,
     )  # fmt: skip
     try:
-        assert "seed 1" in process.stdout.readline()  # started: now let it run a while
-        time.sleep(3)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = interrupt_once_running(process, "importance sampling to ESS")
     finally:
         if process.poll() is None:
             process.kill()
@@ -231,10 +239,7 @@ def test_ctrl_c_during_rmh_says_how_to_resume(tmp_path):
         stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
     )  # fmt: skip
     try:
-        assert "seed 2" in process.stdout.readline()
-        time.sleep(4)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = interrupt_once_running(process, "RMH")
     finally:
         if process.poll() is None:
             process.kill()

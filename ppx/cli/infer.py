@@ -84,7 +84,7 @@ def infer(
         typer.Option(
             min=0,
             help="RMH steps discarded per chain, the random walk's steps adapted meanwhile "
-            "[default: max(200, 20% of the kept steps)]",
+            "(default: max(200, 20% of the kept steps))",
             show_default=False,
         ),
     ] = None,
