@@ -9,7 +9,9 @@ Defaults:
 
 - no ``scheduler`` and no ``hpc``: an in-process :class:`distributed.LocalCluster`
   that needs no server: ``min(2, cpu_count)`` worker processes, one thread
-  each, every worker watched by a nanny (a killed worker is restarted). The
+  each (and one torch / OpenMP thread each, ``OMP_NUM_THREADS=1``, unless the
+  user set ``OMP_NUM_THREADS``: see :mod:`ppx.inference.threads`), every
+  worker watched by a nanny (a killed worker is restarted). The
   scheduler, workers and dashboard listen on 127.0.0.1 only (random ports);
   ``allow_remote=True`` binds 0.0.0.0 instead.
 - ``scheduler="tcp://host:port"`` (or ``scheduler_file=``): join a cluster that
@@ -48,6 +50,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import dask.config
 from distributed import Client, LocalCluster, Nanny
 
+from ppx.inference.threads import ENV, worker_threads
+
 if TYPE_CHECKING:
     from dask_jobqueue.core import Job, JobQueueCluster
 
@@ -68,6 +72,7 @@ class LocalOptions(TypedDict):
     host: str
     dashboard_address: str
     silence_logs: int
+    env: dict[str, str]
 
 
 _CLASS_PREFIXES = {"slurm": "SLURM", "pbs": "PBS"}  # SLURMCluster, SLURMJob...
@@ -147,6 +152,7 @@ def local_options(n_workers: int | None = None, allow_remote: bool = False) -> L
         "host": host,
         "dashboard_address": f"{host}:0",
         "silence_logs": logging.WARNING,
+        "env": {ENV: str(worker_threads())},  # torch reads it as a worker imports it
     }
 
 

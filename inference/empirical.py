@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +16,13 @@ from ppx.inference.hdf5 import read_records, write_records
 from ppx.inference.ic.prior_records import read_prior
 from ppx.inference.metadata import attribute, merge_metadata, to_json
 from ppx.inference.records import Record, Value, record_keys, stack, to_numpy
-from ppx.inference.statistics import chain_rows, logsumexp, weighted_quantile
+from ppx.inference.statistics import (
+    chain_rows,
+    import_arviz,
+    logsumexp,
+    quiet_log,
+    weighted_quantile,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -206,7 +210,7 @@ class Empirical:
             names: keys to include (default: :meth:`keys`).
             generator: random generator for the resampling of weighted records.
         """
-        arviz = _import_arviz()
+        arviz = import_arviz()
         names = self.keys() if names is None else list(names)
         source = self.sample(len(self), generator) if self.is_weighted else self
         rows = chain_rows(source.chain)
@@ -226,11 +230,13 @@ class Empirical:
             names = [key for key in self.keys() if np.ndim(to_numpy(self.traces[0][key])) == 0]
             if not names:
                 raise ValueError(f"no key with scalar values to summarise; keys: {self.keys()}")
-        arviz = _import_arviz()
+        arviz = import_arviz()
         data = self.to_arviz(names)
         one_chain = self.is_weighted or self.num_chains == 1  # r_hat is NaN: no need to warn
         logger = getattr(arviz, "_log", logging.getLogger("arviz"))
-        with _quiet(logger, "Shape validation failed") if one_chain else contextlib.nullcontext():
+        with (
+            quiet_log(logger, "Shape validation failed") if one_chain else contextlib.nullcontext()
+        ):
             return arviz.summary(data, **kwargs)
 
     def save(self, path: str | Path) -> None:
@@ -329,25 +335,3 @@ def _per_record(
     if dtype is np.int64 and not np.array_equal(array, array.astype(np.int64)):
         raise ValueError(f"{what} must be integers, got {array[:5]}...")
     return array.astype(dtype)
-
-
-def _import_arviz() -> ModuleType:
-    with warnings.catch_warnings():  # arviz 0.2x announces its refactor on import
-        warnings.simplefilter("ignore", FutureWarning)
-        import arviz
-
-    return arviz
-
-
-@contextlib.contextmanager
-def _quiet(logger: logging.Logger, prefix: str) -> Iterator[None]:
-    """Drop the log records of ``logger`` that start with ``prefix`` for the block."""
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(prefix)
-
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)

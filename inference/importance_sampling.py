@@ -9,22 +9,32 @@ drawn here, or in chunks on Dask workers that each own their simulator.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 import torch
 
+from ppx.engine.controllers import prior_sample
 from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
-from ppx.errors import Interrupted, UnknownObservation
+from ppx.engine.recorder import as_tensors
+from ppx.errors import Interrupted
 from ppx.inference.empirical import Empirical
 from ppx.inference.executor import Arguments, in_index_order, progress_bar, run_chunks
 from ppx.inference.ic.controller import NetworkController
 from ppx.inference.ic.network import ProposalNetwork
-from ppx.inference.records import Observations, Record, Value, compact, record_of
+from ppx.inference.records import (
+    Observations,
+    Record,
+    Value,
+    check_observed,
+    compact,
+    record_of,
+)
 from ppx.inference.statistics import RunningESS, log_density
 from ppx.trace import Trace
 
@@ -65,10 +75,10 @@ class ProposalController:
         if proposal is None and name is not None:
             proposal = self.proposals.get(name)
         if proposal is None:
-            return distribution.sample()
+            return prior_sample(distribution)
         if not isinstance(proposal, Distribution):
             proposal = proposal(distribution)
-        value = proposal.sample()
+        value = prior_sample(proposal)
         self.log_correction += log_density(distribution, value) - log_density(proposal, value)
         return value
 
@@ -152,7 +162,7 @@ def importance_sampling(
     chunks: list[WeightedRecords] = []
     running = RunningESS()
     try:
-        with _ImportanceBar(num_traces, ess, progress) as bar:
+        with _ImportanceBar(num_traces, ess, progress) as bar, _fewer_collections(client):
             results = run_chunks(function, tasks, client=client)
             with contextlib.closing(results):
                 for chunk in in_index_order(results):
@@ -173,6 +183,25 @@ def importance_sampling(
             stacklevel=2,
         )
     return _posterior(chunks)
+
+
+@contextlib.contextmanager
+def _fewer_collections(client: Client | None, threshold: int = 50_000) -> Iterator[None]:
+    """Run the garbage collector's young generation every ``threshold`` allocations, not 700.
+
+    In this process importance sampling keeps every trace (~20 objects the
+    collector tracks) and a run allocates more: at the default threshold the
+    collector's passes over them took a third of the time of a small model's
+    runs. Cyclic garbage is still collected, less often; the thresholds are
+    restored on exit. Nothing changes for runs on Dask workers.
+    """
+    old = gc.get_threshold()
+    if client is None:
+        gc.set_threshold(max(old[0], threshold), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def _posterior(chunks: Sequence[WeightedRecords]) -> Empirical:
@@ -217,7 +246,7 @@ class _RunsHere:
     """
 
     def __init__(self, model: Model, observe: Observations, proposal: Proposals | None) -> None:
-        self.model, self.observe, self.proposal = model, observe, proposal
+        self.model, self.observe, self.proposal = model, as_tensors(observe), proposal
         self.controller = _controller(proposal, observe)
         self.checked = False
 
@@ -240,8 +269,9 @@ def importance_chunk(
     torch.manual_seed(hash(seed) % 2**63)
     controller = _controller(proposal, observe)
     records, log_weights = [], []
+    observed = as_tensors(observe)
     for _ in range(num_traces):
-        trace, log_weight = _weighted_run(spec.cached(), observe, controller)
+        trace, log_weight = _weighted_run(spec.cached(), observed, controller)
         if not records:
             _check_run(trace, observe, proposal, spec.cached().name)
         records.append(compact(record_of(trace)))
@@ -255,14 +285,7 @@ def _check_run(
     """Refuse a network made for another model, and observations no draw of ``trace`` has."""
     if isinstance(proposal, ProposalNetwork):
         _check_network(trace, proposal, model_name)
-    known = {key for draw in trace for key in (draw.name, draw.address, draw.base)}
-    unknown = sorted(set(observe) - known)
-    if unknown:
-        observed = sorted({d.name or d.address for d in trace if d.statement == "observe"})
-        raise UnknownObservation(
-            f"{model_name!r} has no draw named {', '.join(map(repr, unknown))}; "
-            f"its observe statements: {', '.join(observed) or 'none'}"
-        )
+    check_observed(trace, observe, model_name)
 
 
 def _check_network(trace: Trace, network: ProposalNetwork, model_name: str) -> None:

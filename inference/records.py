@@ -13,10 +13,12 @@ from typing import TypeAlias
 import numpy as np
 import torch
 
+from ppx.errors import UnknownObservation
 from ppx.trace import Draw, Trace
 
 __all__ = [
     "Observations",
+    "check_observed",
     "Record",
     "Value",
     "compact",
@@ -117,3 +119,19 @@ def numeric(array: np.ndarray, name: str) -> np.ndarray:
     if array.dtype.kind not in "biufc":
         raise TypeError(f"only numeric values can be saved; {name!r} has dtype {array.dtype}")
     return array
+
+
+def check_observed(trace: Trace, observe: Observations, model_name: str) -> None:
+    """Refuse observed names that no draw of ``trace`` has (a typo, another model).
+
+    Raises:
+        UnknownObservation: naming the unknown names and the program's observe statements.
+    """
+    known = {key for draw in trace for key in (draw.name, draw.address, draw.base)}
+    unknown = sorted(set(observe) - known)
+    if unknown:
+        observed = sorted({d.name or d.address for d in trace if d.statement == "observe"})
+        raise UnknownObservation(
+            f"{model_name!r} has no draw named {', '.join(map(repr, unknown))}; "
+            f"its observe statements: {', '.join(observed) or 'none'}"
+        )

@@ -58,9 +58,11 @@ from typing import Literal
 
 import torch
 
+from ppx.engine.controllers import prior_sample
 from ppx.engine.model import Model
-from ppx.errors import InvalidDistribution, UnknownObservation
-from ppx.inference.records import Observations, Value, record_of
+from ppx.engine.recorder import as_tensors
+from ppx.errors import InvalidDistribution
+from ppx.inference.records import Observations, Value, check_observed, record_of
 from ppx.trace import Draw, Trace
 
 __all__ = ["PROPOSALS", "Proposal", "RMHKernel", "RMHState", "record_of"]
@@ -109,16 +111,26 @@ def _is_discrete(distribution: torch.distributions.Distribution | None) -> bool:
     return support is not None and support.is_discrete
 
 
-def _check_observed(trace: Trace, observe: Observations, model_name: str) -> None:
-    """Refuse observed names that no draw of ``trace`` has (a typo, another model)."""
-    known = {key for draw in trace for key in (draw.name, draw.address, draw.base)}
-    unknown = sorted(set(observe) - known)
-    if unknown:
-        observed = sorted({d.name or d.address for d in trace if d.statement == "observe"})
-        raise UnknownObservation(
-            f"{model_name!r} has no draw named {', '.join(map(repr, unknown))}; "
-            f"its observe statements: {', '.join(observed) or 'none'}"
-        )
+def _scalar_walk(
+    distribution: torch.distributions.Distribution, current: Value | None, step: float
+) -> torch.Tensor | None:
+    """A random-walk move of a scalar ``Normal`` site in one torch call; else None.
+
+    The general move costs six tensor operations (~30 us), as much as the rest
+    of a step on a small model; this is the same move, ``current + step * scale
+    * N(0, 1)``, from the same single normal draw of torch's generator.
+    """
+    if type(distribution) is not torch.distributions.Normal:
+        return None
+    scale = distribution.scale
+    if scale.shape or (isinstance(current, torch.Tensor) and current.shape):
+        return None
+    if not isinstance(current, torch.Tensor | float | int):
+        return None
+    start, spread = float(current), float(scale)
+    if not (math.isfinite(start) and math.isfinite(spread) and spread > 0):
+        return None
+    return torch.normal(start, step * spread, size=(), dtype=scale.dtype)
 
 
 class _ProposalController:
@@ -143,7 +155,7 @@ class _ProposalController:
             return self.kernel.propose(distribution, self.values.get(address), self.scale)
         if address in self.values:
             return self.values[address]
-        return distribution.sample()
+        return prior_sample(distribution)
 
 
 class RMHKernel:
@@ -182,7 +194,7 @@ class RMHKernel:
         if not scale > 0 or adapt_steps < 0:
             raise ValueError(f"need scale > 0 and adapt_steps >= 0, got {scale}, {adapt_steps}")
         self.model = model
-        self.observe = dict(observe)
+        self.observe = as_tensors(observe)
         self.proposal = proposal
         self.scale = scale
         self.adapt_steps = adapt_steps
@@ -197,7 +209,7 @@ class RMHKernel:
         for attempt in range(max_tries):
             trace = self.model.run(observe=self.observe)
             if attempt == 0:
-                _check_observed(trace, self.observe, self.model.name)
+                check_observed(trace, self.observe, self.model.name)
             if math.isfinite(trace.log_likelihood):
                 return RMHState(trace)
         raise RuntimeError(
@@ -213,14 +225,17 @@ class RMHKernel:
     ) -> torch.Tensor:
         """A new value for the resampled site (``scale``: the site's, default the kernel's)."""
         if not self._walks(distribution, current):
-            return distribution.sample()
+            return prior_sample(distribution)
+        step = self.scale if scale is None else scale
+        scalar = _scalar_walk(distribution, current, step)
+        if scalar is not None:
+            return scalar
         try:
             spread = distribution.stddev
             spread = torch.where(torch.isfinite(spread), spread, torch.ones_like(spread))
         except NotImplementedError:
             spread = torch.ones_like(torch.as_tensor(current, dtype=torch.float64))
         start = torch.as_tensor(current, dtype=spread.dtype)
-        step = self.scale if scale is None else scale
         return start + step * spread * torch.randn_like(start)
 
     def step(self, state: RMHState) -> RMHState:

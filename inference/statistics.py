@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import warnings
+from collections.abc import Iterator
+from types import ModuleType
 
 import numpy as np
 import torch
 
-__all__ = ["RunningESS", "chain_rows", "log_density", "logsumexp", "weighted_quantile"]
+from ppx.trace import scalar_normal_log_prob
+
+__all__ = [
+    "RunningESS",
+    "chain_convergence",
+    "chain_rows",
+    "import_arviz",
+    "log_density",
+    "logsumexp",
+    "quiet_log",
+    "weighted_quantile",
+]
 
 
 def log_density(distribution: torch.distributions.Distribution, value: torch.Tensor) -> float:
     """log p(value), summed over the value's elements; ``-inf`` outside the support.
 
     Importance weights need ``-inf`` there, not torch's validation error or a
-    meaningless number.
+    meaningless number. A scalar ``Normal`` is computed in floats
+    (:func:`ppx.trace.scalar_normal_log_prob`: ~1 us instead of ~40).
     """
+    fast = scalar_normal_log_prob(distribution, value)
+    if fast is not None:
+        return fast
     support = distribution.support
     if support is not None and not bool(support.check(value).all()):
         return -math.inf
@@ -103,3 +122,40 @@ def chain_rows(chain: np.ndarray) -> np.ndarray:
             f"chains of unequal length {lengths}: each cut to {length} draws", stacklevel=3
         )
     return np.stack([r[:length] for r in rows])
+
+
+def chain_convergence(draws: np.ndarray) -> tuple[float, float, float]:
+    """Split R-hat (NaN for one chain), bulk ESS and MC error of the mean of ``(chains, draws)``.
+
+    ArviZ's rank-normalised estimates (Vehtari et al. 2021), without its warning
+    that one chain is too few for R-hat.
+    """
+    arviz = import_arviz()
+    with quiet_log(logging.getLogger("arviz"), "Shape validation failed"):
+        r_hat = float(arviz.rhat(draws)) if len(draws) > 1 else math.nan
+        ess = float(arviz.ess(draws, method="bulk"))
+        error = float(arviz.mcse(draws, method="mean"))
+    return r_hat, ess, error
+
+
+def import_arviz() -> ModuleType:
+    """ArviZ, imported without its FutureWarning (arviz 0.2x announces a refactor on import)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz
+
+    return arviz
+
+
+@contextlib.contextmanager
+def quiet_log(logger: logging.Logger, prefix: str) -> Iterator[None]:
+    """Drop the log records of ``logger`` that start with ``prefix`` for the block."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(prefix)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)

@@ -200,30 +200,31 @@ def test_a_missing_optional_package_names_its_pip_line(tmp_path):
     ]
 
 
-def interrupt_once_running(process: subprocess.Popen[str], progress: str) -> tuple[str, str]:
-    """Send Ctrl-C once ``process`` shows progress (a plain stderr line naming ``progress``)."""
-    lines = []
-    for line in process.stderr:  # a line every 5 s off a terminal
-        lines.append(line)
-        if progress in line:
-            break
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
-    return out, "".join(lines) + err
-
-
-def test_ctrl_c_during_importance_sampling_keeps_the_traces(tmp_path):
-    args = "-m ppx.cli infer -s gaussian -o obs0=8 -o obs1=9 --ess 1e9 -n 100000000 --seed 1"
+def interrupted(args: str, progress: str, cwd: Path) -> tuple[int, str, str]:
+    """Run ``ppx ARGS``, Ctrl-C it once it shows progress (a plain stderr line naming
+    ``progress``, one every 5 s off a terminal); (exit code, stdout, stderr)."""
     process = subprocess.Popen(
-        [sys.executable, *args.split()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=ENV, cwd=tmp_path,
+        [sys.executable, "-m", "ppx.cli", *args.split()], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=ENV, cwd=cwd,
     )  # fmt: skip
     try:
-        out, err = interrupt_once_running(process, "importance sampling to ESS")
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if progress in line:
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, err
+    return process.returncode, out, "".join(lines) + err
+
+
+def test_ctrl_c_during_importance_sampling_keeps_the_traces(tmp_path):
+    args = "infer -s gaussian -o obs0=8 -o obs1=9 --ess 1e9 -n 100000000 --seed 1"
+    code, out, err = interrupted(args, "importance sampling to ESS", tmp_path)
+    assert code == 130, err
     saved = re.search(r"kept (\d+) weighted traces \(ESS [0-9.]+\) in (\S+);", out)
     assert saved is not None, out + err
     posterior = ppx.inference.Empirical.load(tmp_path / saved.group(2))
@@ -234,16 +235,8 @@ def test_ctrl_c_during_importance_sampling_keeps_the_traces(tmp_path):
 
 def test_ctrl_c_during_rmh_says_how_to_resume(tmp_path):
     args = "infer -s gaussian -o obs0=8 -o obs1=9 --engine rmh -n 40000 --seed 2 --out p.h5"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ppx.cli", *args.split()], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        out, err = interrupt_once_running(process, "RMH")
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, out + err
+    code, out, err = interrupted(args, "RMH", tmp_path)
+    assert code == 130, out + err
     assert "run the same command again to resume from p.h5" in out, out + err
     assert "Traceback" not in err, err
 

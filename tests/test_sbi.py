@@ -286,6 +286,18 @@ def test_npe_2d_posterior_moments(npe_2d):
     check_moments(samples, x_o, ess=4000)
 
 
+def test_direct_npe_draws_agree_with_sbis_sampler(npe_2d):
+    x_o = torch.tensor([0.5, -1.0])
+    direct = npe_2d.sample(x_o, 8000, seed=2)
+    through_sbi = npe_2d.sample(x_o, 8000, seed=2, sampler="sbi")
+    assert not torch.equal(direct, through_sbi)  # other random numbers, same distribution
+    spread = through_sbi.std(0) * (2 / 8000) ** 0.5
+    assert bool(((direct.mean(0) - through_sbi.mean(0)).abs() < 5 * spread).all())
+    assert torch.allclose(direct.std(0), through_sbi.std(0), rtol=0.06)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        npe_2d.sample(x_o, 10, sampler="mcmc")
+
+
 def test_observation_of_the_wrong_shape_is_refused(npe_2d, tmp_path):
     with pytest.raises(
         ValueError, match=r"has shape \(3,\); expected shape \(2,\) \(data x: \(2,\)\)"

@@ -15,12 +15,13 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, TypedDict, TypeGuard
 
 import numpy as np
 import torch
 
 from ppx.inference.sbi.layout import Layout, Observation
+from ppx.inference.sbi.sampling import sample_direct
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -92,7 +93,13 @@ class AmortizedPosterior:
     info: TrainingInfo = field(default_factory=_no_info)
 
     def sample(
-        self, x_obs: Observation, n: int = 1000, *, seed: int | None = None, progress: bool = False
+        self,
+        x_obs: Observation,
+        n: int = 1000,
+        *,
+        seed: int | None = None,
+        progress: bool = False,
+        sampler: str = "auto",
     ) -> torch.Tensor:
         """``n`` draws of flat ``theta`` from ``p(theta | x_obs)``, shape ``[n, theta_dim]``.
 
@@ -100,14 +107,23 @@ class AmortizedPosterior:
             x_obs: the observation (see :meth:`Layout.observation`).
             n: number of draws.
             seed: seed torch and numpy for this query only (same seed, same draws).
-            progress: show sbi's progress bars.
+            progress: show sbi's progress bars (sbi's sampler only).
+            sampler: ``"auto"``: NPE posteriors draw directly
+                (:func:`~ppx.inference.sbi.sampling.sample_direct`), NLE and NRE
+                ones by sbi's MCMC; ``"sbi"``: sbi's ``posterior.sample`` always
+                (the same distribution, other random numbers, slower for NPE).
 
         Raises:
-            ValueError: ``x_obs`` does not have the data's shape.
+            ValueError: ``x_obs`` does not have the data's shape, or an unknown ``sampler``.
         """
+        if sampler not in ("auto", "sbi"):
+            raise ValueError(f"unknown sampler {sampler!r}: use 'auto' or 'sbi'")
         x = self.layout.observation(x_obs).unsqueeze(0)
         with _seeded(seed):
-            samples = self.posterior.sample((n,), x=x, show_progress_bars=progress)
+            if sampler == "auto" and self.method == "NPE" and _is_direct(self.posterior):
+                samples = sample_direct(self.posterior, x, n)
+            else:
+                samples = self.posterior.sample((n,), x=x, show_progress_bars=progress)
         return samples.detach().cpu()
 
     def log_prob(self, theta: torch.Tensor, x_obs: Observation) -> torch.Tensor:
@@ -175,6 +191,12 @@ def load_posterior(path: str | Path, device: str = "cpu") -> AmortizedPosterior:
         record["method"],
         record["info"],
     )
+
+
+def _is_direct(posterior: SBIPosterior) -> TypeGuard[DirectPosterior]:
+    from sbi.inference.posteriors.direct_posterior import DirectPosterior
+
+    return isinstance(posterior, DirectPosterior)
 
 
 @contextlib.contextmanager

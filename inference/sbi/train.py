@@ -28,6 +28,7 @@ from ppx.inference.sbi.layout import Layout, Observation
 from ppx.inference.sbi.posterior import AmortizedPosterior, TrainingInfo
 from ppx.inference.sbi.simulate import simulate
 from ppx.inference.sbi.store import Simulations, load_simulations
+from ppx.inference.threads import torch_threads
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -66,6 +67,7 @@ def train(
     mcmc: Mapping[str, Any] | None = None,
     progress: bool = False,
     seed: int | None = None,
+    threads: int | None = None,
     **train_kwargs: Any,
 ) -> AmortizedPosterior:
     """Train an amortized posterior on simulations.
@@ -88,6 +90,9 @@ def train(
             vectorised slice sampler).
         progress: show sbi's progress bars.
         seed: seed torch before training.
+        threads: torch's threads while training, restored after (default:
+            ``OMP_NUM_THREADS`` if set, else 1 on up to 2 cores: see
+            :mod:`ppx.inference.threads`).
         **train_kwargs: keywords of sbi's ``.train()``: ``max_num_epochs``,
             ``training_batch_size``, ``learning_rate``, ``stop_after_epochs``...
 
@@ -108,7 +113,8 @@ def train(
         method, prior, embedding, estimator, estimator_options, sims.layout, device, progress
     )
     _append(trainer, sims, None)
-    trainer.train(show_train_summary=False, **train_kwargs)
+    with torch_threads(threads):
+        trainer.train(show_train_summary=False, **train_kwargs)
     posterior = _posterior(trainer, method, mcmc)
     info = _info(method, len(sims), train_kwargs, trainer)
     return AmortizedPosterior(posterior, sims.layout, prior, method, info)
@@ -131,6 +137,7 @@ def sequential(
     workers: int | Client | None = None,
     seed: int = 0,
     progress: bool = False,
+    threads: int | None = None,
     **train_kwargs: Any,
 ) -> AmortizedPosterior:
     """Multi-round inference for one observation: each round proposes from the last posterior.
@@ -153,6 +160,7 @@ def sequential(
             prior widths away on a 2-d Gaussian here, the mixture stayed right.
         workers: as in :func:`simulate`.
         seed: seeds round ``r``'s runs with ``seed + r`` and training with ``seed``.
+        threads: as in :func:`train`.
         **train_kwargs: keywords of sbi's ``.train()``.
     """
     if rounds < 1:
@@ -172,7 +180,8 @@ def sequential(
             chosen = estimator or ("mdn" if method == "NPE" else None)
             trainer = _trainer(method, prior, embedding, chosen, None, layout, device, progress)
         _append(trainer, sims, posterior)
-        trainer.train(show_train_summary=False, **train_kwargs)
+        with torch_threads(threads):
+            trainer.train(show_train_summary=False, **train_kwargs)
         fitted = _posterior(trainer, method, mcmc)
         fitted.set_default_x(sims.layout.observation(x_o).unsqueeze(0))
         posterior = fitted

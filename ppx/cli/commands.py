@@ -183,6 +183,10 @@ def train(
     ] = None,
     timeout: TimeoutOption = 30.0,
     seed: Annotated[int, typer.Option(help="seeds traces, initialisation and batches")] = 0,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="torch threads (default: $OMP_NUM_THREADS, else 1 on <= 2 cores)"),
+    ] = None,
 ) -> None:
     """Train an inference-compilation network: proposals for ppx infer --engine ic.
 
@@ -191,7 +195,9 @@ def train(
     """
     from ppx.inference.ic import InferenceNetwork, TraceDataset, generate_dataset
     from ppx.inference.ic.distributed import is_main_process, world_size
+    from ppx.inference.threads import set_threads
 
+    set_threads(threads)  # before any work: torch's default oversubscribes shared cores
     with_model = simulator is not None or address is not None
     if not with_model and dataset is None:
         raise typer.BadParameter("give --simulator/--address (and maybe --dataset), or --dataset")
@@ -243,7 +249,9 @@ def train(
 def plot(
     posterior_file: Annotated[
         Path,
-        typer.Argument(help="a posterior file (ppx infer --out), a dataset (ppx prior --out)"),
+        typer.Argument(
+            exists=True, help="a posterior file (ppx infer --out), a dataset (ppx prior --out)"
+        ),
     ],
     out: Annotated[Path | None, typer.Option(help="folder for the PNG files")] = None,
     names: Annotated[

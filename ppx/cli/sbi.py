@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="torch threads (default: $OMP_NUM_THREADS, else 1 on <= 2 cores)"),
+]
 _SBI_MAX_EPOCHS = 2**31 - 1  # sbi's own default: train until the validation loss stalls
 
 app = typer.Typer(
@@ -117,6 +121,7 @@ def train(
     learning_rate: Annotated[float, typer.Option()] = 5e-4,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int | None, typer.Option()] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train a neural posterior (NPE), likelihood (NLE) or ratio (NRE) estimator."""
     importlib.import_module("sbi")  # without the extra, say so before any work
@@ -126,7 +131,8 @@ def train(
         with plain_stdout():
             posterior = fit(
                 store, method.upper(), embedding=None if embedding == "none" else embedding,
-                estimator=estimator, device=device, seed=seed, training_batch_size=batch_size,
+                estimator=estimator, device=device, seed=seed, threads=threads,
+                training_batch_size=batch_size,
                 learning_rate=learning_rate, max_num_epochs=max_epochs or _SBI_MAX_EPOCHS,
             )  # fmt: skip
     except (OSError, ValueError) as error:

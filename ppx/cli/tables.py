@@ -8,10 +8,8 @@ means nothing. Lines are printed with ``soft_wrap``: piped output is never cut.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -20,7 +18,7 @@ from rich.table import Table
 from ppx.cli.quantities import Quantity, collect, describe, finite, frequencies, quantities
 from ppx.inference import Empirical
 from ppx.inference.records import Record, to_numpy
-from ppx.inference.statistics import chain_rows, weighted_quantile
+from ppx.inference.statistics import chain_convergence, chain_rows, weighted_quantile
 
 __all__ = [
     "observed_text",
@@ -180,7 +178,7 @@ def print_chains(
     table = _table(title, columns)
     rows = chain_rows(posterior.chain)
     for quantity in (q for q in found if not q.categorical):
-        r_hat, ess, error = _convergence(quantity.values[rows])
+        r_hat, ess, error = chain_convergence(quantity.values[rows])
         values, weights = finite(quantity, posterior.weights)
         mean, std = _moments(values, weights)
         rhat = "-" if math.isnan(r_hat) else f"{r_hat:.3f}"
@@ -192,29 +190,6 @@ def print_chains(
     _print_frequencies(console, _heading(title, table), found, posterior.weights, None, "latent")
     rates = ", ".join(f"{rate:.3f}" for rate in posterior.metadata.get("acceptance", []))
     console.print(f"acceptance per chain: {rates}", soft_wrap=True)
-
-
-def _convergence(draws: np.ndarray) -> tuple[float, float, float]:
-    """Split R-hat (NaN for one chain), bulk ESS and MC error of the mean of ``(chains, draws)``."""
-    import arviz
-
-    with _quiet(logging.getLogger("arviz"), "Shape validation failed"):
-        r_hat = float(arviz.rhat(draws)) if len(draws) > 1 else math.nan
-        ess = float(arviz.ess(draws, method="bulk"))
-        error = float(arviz.mcse(draws, method="mean"))
-    return r_hat, ess, error
-
-
-@contextlib.contextmanager
-def _quiet(logger: logging.Logger, prefix: str) -> Iterator[None]:
-    def keep(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(prefix)
-
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)
 
 
 def _print_frequencies(
