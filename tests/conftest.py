@@ -33,6 +33,18 @@ def _seed() -> None:
     torch.manual_seed(20261123)
 
 
+@pytest.fixture(autouse=True)
+def _torch_validation() -> None:
+    """Every test starts with torch's default argument validation on.
+
+    It is process-wide state that libraries change behind the tests' backs:
+    torch._dynamo's ``TorchPatcher.patch`` (run by any ``torch.compile`` in a
+    library) switches it off for good, and one CI run lost it that way before
+    the tests of invalid-parameter errors ran.
+    """
+    torch.distributions.Distribution.set_default_validate_args(True)
+
+
 # Helpers that multiprocessing starts once and keeps for the whole session.
 _SESSION_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
