@@ -165,10 +165,8 @@ def announce_seed(seed: int | None) -> int:
     """Seed torch with ``seed`` (a fresh random one when None) and print it, so a run repeats."""
     import secrets
 
-    import torch
-
     chosen = secrets.randbelow(2**31) if seed is None else seed
-    torch.manual_seed(chosen)
+    seed_engine(chosen)
     console.print(f"seed {chosen} (--seed {chosen} repeats this run)", style="dim")
     return chosen
 
