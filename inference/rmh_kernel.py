@@ -134,24 +134,40 @@ def _scalar_walk(
 
 
 class _ProposalController:
-    """Replays the current trace, except at the resampled site."""
+    """Replays the current trace, except at the resampled site.
+
+    ``proposed`` is the site's new value when it could be drawn before the run
+    (see :meth:`RMHKernel.step`); it then travels with the replayed values, and
+    a served simulator runs the whole step without asking the engine anything.
+    """
 
     def __init__(
-        self, values: Mapping[str, Value], site: str, kernel: RMHKernel, scale: float
+        self,
+        values: Mapping[str, Value],
+        site: str,
+        kernel: RMHKernel,
+        scale: float,
+        proposed: torch.Tensor | None = None,
     ) -> None:
         self.values = values
         self.site = site
         self.kernel = kernel
         self.scale = scale
+        self.proposed = proposed
 
     def known_values(self) -> Mapping[str, Value]:
-        """Every replayed value: all but the resampled site."""
-        return {address: v for address, v in self.values.items() if address != self.site}
+        """Every replayed value, and the site's new one where it is known already."""
+        known = {address: v for address, v in self.values.items() if address != self.site}
+        if self.proposed is not None:
+            known[self.site] = self.proposed
+        return known
 
     def __call__(
         self, address: str, name: str | None, distribution: torch.distributions.Distribution
     ) -> Value:
         if address == self.site:
+            if self.proposed is not None:
+                return self.proposed
             return self.kernel.propose(distribution, self.values.get(address), self.scale)
         if address in self.values:
             return self.values[address]
@@ -246,7 +262,12 @@ class RMHKernel:
         site = latents[int(torch.randint(len(latents), ()))]
         values = {d.address: d.value for d in latents if d.value is not None}
         scale = state.scales.get(site.address, self.scale)
-        controller = _ProposalController(values, site.address, self, scale)
+        # With only replayed draws before the site, the new run reaches it with the
+        # same distribution as the current trace: propose now, from that one.
+        proposed = None
+        if site.distribution is not None and state.trace.replays_up_to(site.address):
+            proposed = self.propose(site.distribution, site.value, scale)
+        controller = _ProposalController(values, site.address, self, scale, proposed)
         try:
             proposed: Trace | None = self.model.run(controller=controller, observe=self.observe)
         except InvalidDistribution:  # the proposed value leads outside the model's domain

@@ -267,6 +267,18 @@ class Trace:
         """The latent draws the engine controls (what MCMC moves)."""
         return [d for d in self._items if isinstance(d, Draw) and d.controlled and d.is_latent]
 
+    def replays_up_to(self, address: str) -> bool:
+        """Whether a run replaying this trace's controlled values reaches ``address``
+        with the same distribution: no uncontrolled (redrawn) latent draw before it."""
+        for item in self._items:
+            if isinstance(item, LazyDraws):
+                return False
+            if item.address == address:
+                return True
+            if item.is_latent and not item.controlled:
+                return False
+        return False
+
     @property
     def log_likelihood(self) -> float:
         """Sum of log-probabilities of the observed draws."""

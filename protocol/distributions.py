@@ -9,6 +9,7 @@ stays the one source of truth.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from types import ModuleType
 from typing import NamedTuple
@@ -248,8 +249,29 @@ def _format_params(params: dict[str, torch.Tensor]) -> str:
     return ", ".join(f"{name}={fmt(value.numpy())}" for name, value in params.items())
 
 
+def _scalar_normal(kwargs: dict[str, torch.Tensor]) -> D.Normal | None:
+    """A validated scalar Normal without torch's validation pass (~20 us of ~25), or None.
+
+    The parameters are checked here (finite loc, finite positive scale); the
+    distribution still validates the values given to its ``log_prob``.
+    """
+    loc, scale = kwargs["loc"], kwargs["scale"]
+    if loc.shape or scale.shape:
+        return None
+    mean, std = float(loc), float(scale)
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        return None  # torch's validation says what is wrong
+    normal = D.Normal(loc, scale, validate_args=False)
+    normal._validate_args = True
+    return normal
+
+
 def _construct(codec: DistCodec, kwargs: dict[str, torch.Tensor], address: str) -> D.Distribution:
     """The torch distribution of ``codec``'s kind, with its arguments validated."""
+    if codec.construct is D.Normal:
+        normal = _scalar_normal(kwargs)
+        if normal is not None:
+            return normal
     try:
         for name in codec.simplex:
             if not constraints.simplex.check(kwargs[name]).all():

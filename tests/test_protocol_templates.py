@@ -44,3 +44,37 @@ def test_result_and_tag_templates_match_builder(value):
 def test_untemplated_messages_fall_back_to_builder():
     for message in (m.Run(), m.Reset(), m.Handshake("x", "1.1.0", ("a",)), m.Error("E", "msg")):
         assert encode(message) == build(message)
+
+
+def _blocks(scale: float) -> tuple[m.DrawBlock, ...]:
+    dist = D.Normal(torch.tensor(scale), torch.tensor(1.0 + abs(scale)))
+    return (
+        m.DrawBlock("mu", dist, torch.randn(3).numpy(), "mu", True),
+        m.DrawBlock("obs", dist, None, "obs", True, "observe"),
+        m.DrawBlock("t", None, torch.tensor([scale]).numpy(), "t", True, "tag"),
+    )
+
+
+def test_run_and_run_result_with_blocks_match_builder():
+    """An MCMC step's Run (seed, replayed values) and RunResult (bulk report) repeat their
+    layout with new numbers: the template must give the builder's bytes every time."""
+    for scale in (0.5, -2.0, 7.25):
+        replay = (
+            m.ValueBlock("mu__Normal", 1, torch.tensor([scale]).numpy()),
+            m.ValueBlock("obs0", 0, torch.tensor([scale * 2]).numpy()),
+        )
+        seed = int(torch.randint(1, 2**63 - 1, ()))
+        for message in (
+            m.Run(record=True, seed=seed, replay=replay),
+            m.RunResult(torch.tensor([scale]), _blocks(scale)),
+        ):
+            assert encode(message) == build(message)
+            decoded = decode(encode(message))
+            assert type(decoded) is type(message)
+        assert decode(encode(m.Run(record=True, seed=seed, replay=replay))).seed == seed
+
+
+def test_long_blocks_are_built_not_templated():
+    long = m.RunResult(None, (m.DrawBlock("f", D.Uniform(0.0, 1.0), torch.rand(65).numpy()),))
+    assert long.layout() is None
+    assert encode(long) == build(long)

@@ -6,9 +6,11 @@ RunResult; a :class:`ValueBlock` in the ``replay`` field of Run.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from flatbuffers import Builder
 from numpy.typing import ArrayLike
 from torch import distributions as D
@@ -16,19 +18,29 @@ from torch import distributions as D
 from .._generated.ppx import DrawBlock as DrawBlockTable
 from .._generated.ppx import ValueBlock as ValueBlockTable
 from .._generated.ppx.Statement import Statement
-from ..distributions import read_distribution, write_distribution
+from ..distributions import (
+    RawDistribution,
+    distribution_parameters,
+    read_distribution,
+    write_distribution,
+)
 from ..errors import ProtocolError
 from ..reader import I32, Fields, byte, ref, scalar, string, table, tables, tensor
 from ..tables import TableSpec
-from ..writer import write_names, write_tables, write_tensor
+from ..writer import as_float64, write_names, write_tables, write_tensor
 
 __all__ = [
     "DrawBlock",
     "StatementKind",
     "ValueBlock",
+    "blocks_layout",
+    "blocks_tensors",
+    "parameter_arrays",
+    "raw_distribution",
     "read_draw_blocks",
     "read_value_blocks",
     "write_blocks",
+    "write_template_blocks",
 ]
 
 StatementKind = Literal["sample", "observe", "tag"]
@@ -54,6 +66,23 @@ _DRAW = TableSpec(
     "values",
     "statement",
 )
+#: Blocks with more numbers than this are written directly, not from a template: a
+#: template is kept per shape, and long blocks (Pythia's flats) change length every run.
+_TEMPLATE_MAX_VALUES = 64
+
+
+def parameter_arrays(dist: D.Distribution | None) -> list[np.ndarray]:
+    """``dist``'s parameters as PPX sends them, as float64 arrays (none for no distribution)."""
+    if dist is None:
+        return []
+    return [as_float64(param) for param in distribution_parameters(dist)]
+
+
+def raw_distribution(
+    dist: D.Distribution | None, arrays: list[np.ndarray]
+) -> RawDistribution | None:
+    """``dist``'s type with ``arrays`` as its parameters."""
+    return None if dist is None else RawDistribution(type(dist), tuple(arrays))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +101,22 @@ class ValueBlock:
 
     def write(self, b: Builder) -> int:
         """Write the ValueBlock table; returns its offset."""
+        return self.write_template(b, [as_float64(self.values)])
+
+    def layout(self) -> Hashable | None:
+        """Key and first instance; None for a block too long to template."""
+        if np.size(self.values) > _TEMPLATE_MAX_VALUES:
+            return None
+        return self.key, self.first_instance
+
+    def tensors(self) -> list[np.ndarray]:
+        """The values."""
+        return [as_float64(self.values)]
+
+    def write_template(self, b: Builder, arrays: list[np.ndarray]) -> int:
+        """Write this block with ``arrays[0]`` as its values."""
         key = b.CreateString(self.key)
-        return _VALUE.write(b, key, self.first_instance, write_tensor(b, self.values))
+        return _VALUE.write(b, key, self.first_instance, write_tensor(b, arrays[0]))
 
     @classmethod
     def read(cls, buf: bytes, pos: int) -> ValueBlock:
@@ -109,9 +152,29 @@ class DrawBlock:
 
     def write(self, b: Builder) -> int:
         """Write the DrawBlock table; returns its offset."""
+        return self.write_template(b, self.tensors())
+
+    def layout(self) -> Hashable | None:
+        """Everything but the numbers; None for a block too long to template."""
+        if np.size(self.values) > _TEMPLATE_MAX_VALUES:
+            return None
+        dist = None if self.distribution is None else type(self.distribution)
+        has_values = self.values is not None
+        return self.address, self.name, dist, bool(self.control), self.statement, has_values
+
+    def tensors(self) -> list[np.ndarray]:
+        """The distribution's parameters, then the values (where there are any)."""
+        arrays = parameter_arrays(self.distribution)
+        if self.values is not None:
+            arrays.append(as_float64(self.values))
+        return arrays
+
+    def write_template(self, b: Builder, arrays: list[np.ndarray]) -> int:
+        """Write this block with ``arrays`` in place of its :meth:`tensors`."""
         address, name = write_names(b, self.address, self.name)
-        dist_type, dist = write_distribution(b, self.distribution)
-        values = write_tensor(b, self.values)
+        parameters = arrays if self.values is None else arrays[:-1]
+        dist_type, dist = write_distribution(b, raw_distribution(self.distribution, parameters))
+        values = None if self.values is None else write_tensor(b, arrays[-1])
         statement = None if self.statement == "sample" else _STATEMENTS[self.statement]
         control = bool(self.control)
         return _DRAW.write(b, address, name, dist_type, dist, control, values, statement)
@@ -158,3 +221,28 @@ def read_value_blocks(
     """The ``replay`` field ``field_id`` of Run."""
     positions = tables(buf, pos, fields, field_id)
     return tuple([ValueBlock.read(buf, at) for at in positions]) if positions else ()
+
+
+def blocks_layout(blocks: tuple[DrawBlock, ...] | tuple[ValueBlock, ...]) -> Hashable | None:
+    """The layouts of ``blocks``; None if one of them is not templated."""
+    layouts = tuple(block.layout() for block in blocks)
+    return None if None in layouts else layouts
+
+
+def blocks_tensors(blocks: tuple[DrawBlock, ...] | tuple[ValueBlock, ...]) -> list[np.ndarray]:
+    """The tensors of ``blocks``, one after the other."""
+    return [array for block in blocks for array in block.tensors()]
+
+
+def write_template_blocks(
+    b: Builder, blocks: tuple[DrawBlock, ...] | tuple[ValueBlock, ...], arrays: list[np.ndarray]
+) -> int | None:
+    """:func:`write_blocks` with ``arrays`` (from :func:`blocks_tensors`) as the numbers."""
+    if not blocks:
+        return None
+    offsets, start = [], 0
+    for block in blocks:
+        count = len(block.tensors())
+        offsets.append(block.write_template(b, arrays[start : start + count]))
+        start += count
+    return write_tables(b, offsets)

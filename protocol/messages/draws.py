@@ -21,18 +21,19 @@ from .._generated.ppx import Sample as SampleTable
 from .._generated.ppx import SampleResult as SampleResultTable
 from .._generated.ppx import Tag as TagTable
 from .._generated.ppx.MessageBody import MessageBody as BodyType
-from ..distributions import (
-    RawDistribution,
-    distribution_parameters,
-    read_distribution,
-    write_distribution,
-)
+from ..distributions import RawDistribution, read_distribution, write_distribution
 from ..errors import ProtocolError
 from ..reader import Fields, byte, ref, string, tensor
 from ..tables import TableSpec
 from ..writer import as_float64, write_names, write_tensor
 from .base import EmptyBody, TemplatedBody
-from .blocks import DrawBlock, read_draw_blocks, write_blocks
+from .blocks import (
+    DrawBlock,
+    parameter_arrays,
+    raw_distribution,
+    read_draw_blocks,
+    write_blocks,
+)
 
 __all__ = ["Observe", "ObserveResult", "Sample", "SampleResult", "Tag", "TagResult"]
 
@@ -52,17 +53,6 @@ def _write_site(
     address_offset, name_offset = write_names(b, address, name)
     dist_type, dist_offset = write_distribution(b, dist)
     return address_offset, name_offset, dist_type, dist_offset
-
-
-def _parameters(dist: D.Distribution | None) -> list[np.ndarray]:
-    if dist is None:
-        return []
-    return [as_float64(param) for param in distribution_parameters(dist)]
-
-
-def _raw(dist: D.Distribution | None, arrays: list[np.ndarray]) -> RawDistribution | None:
-    """``dist``'s type with ``arrays`` as its parameters."""
-    return None if dist is None else RawDistribution(type(dist), tuple(arrays))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +100,11 @@ class Sample(TemplatedBody):
         """
         if self.distribution is None:
             raise ProtocolError(f"Sample at address {self.address!r} has no distribution")
-        return _parameters(self.distribution)
+        return parameter_arrays(self.distribution)
 
     def write_template(self, b: Builder, arrays: list[np.ndarray]) -> int:
         """Write this Sample with ``arrays`` as its distribution's parameters."""
-        site = _write_site(b, self.address, self.name, _raw(self.distribution, arrays))
+        site = _write_site(b, self.address, self.name, raw_distribution(self.distribution, arrays))
         draws = write_blocks(b, self.draws)
         return _SAMPLE.write(b, *site, bool(self.control), draws, bool(self.replace))
 
@@ -148,11 +138,13 @@ class Observe(TemplatedBody):
 
     def tensors(self) -> list[np.ndarray]:
         """The distribution's parameters, then the value."""
-        return [*_parameters(self.distribution), as_float64(self.value)]
+        return [*parameter_arrays(self.distribution), as_float64(self.value)]
 
     def write_template(self, b: Builder, arrays: list[np.ndarray]) -> int:
         """Write this Observe with ``arrays``: its distribution's parameters, then its value."""
-        site = _write_site(b, self.address, self.name, _raw(self.distribution, arrays[:-1]))
+        site = _write_site(
+            b, self.address, self.name, raw_distribution(self.distribution, arrays[:-1])
+        )
         value = write_tensor(b, arrays[-1])
         return _OBSERVE.write(b, *site, value, write_blocks(b, self.draws))
 

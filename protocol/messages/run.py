@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -15,8 +16,16 @@ from .._generated.ppx.MessageBody import MessageBody as BodyType
 from ..reader import U64, Fields, byte, ref, scalar, tensor
 from ..tables import TableSpec
 from ..writer import as_float64, write_tensor
-from .base import MessageBody, TemplatedBody
-from .blocks import DrawBlock, ValueBlock, read_draw_blocks, read_value_blocks, write_blocks
+from .base import TemplatedBody
+from .blocks import (
+    DrawBlock,
+    ValueBlock,
+    blocks_layout,
+    blocks_tensors,
+    read_draw_blocks,
+    read_value_blocks,
+    write_template_blocks,
+)
 
 __all__ = ["Run", "RunResult"]
 
@@ -25,7 +34,7 @@ _RESULT = TableSpec(RunResultTable, "result", "draws")
 
 
 @dataclass(frozen=True, slots=True)
-class Run(MessageBody):
+class Run(TemplatedBody):
     """Engine -> simulator: execute the program once.
 
     The fields are the ``batched_draws`` extension: with ``record``, the
@@ -39,10 +48,30 @@ class Run(MessageBody):
     seed: int = 0
     replay: tuple[ValueBlock, ...] = ()
 
+    def layout(self) -> Hashable | None:
+        """Record flag and replayed keys (an MCMC step repeats them); None without a seed."""
+        if not self.seed:
+            return None
+        replay = blocks_layout(self.replay)
+        return None if replay is None else (bool(self.record), replay)
+
+    def tensors(self) -> list[np.ndarray]:
+        """The seed (its uint64 bits seen as one float64: templates patch bytes), the values."""
+        seed = np.array([self.seed], dtype="<u8").view("<f8")
+        return [seed, *blocks_tensors(self.replay)]
+
     def write(self, b: Builder) -> int:
         """Write the Run table (without extensions: the empty table pyprob sends)."""
-        replay = write_blocks(b, self.replay)
-        return _RUN.write(b, True if self.record else None, self.seed or None, replay)
+        if not self.seed:
+            replay = write_template_blocks(b, self.replay, blocks_tensors(self.replay))
+            return _RUN.write(b, True if self.record else None, None, replay)
+        return self.write_template(b, self.tensors())
+
+    def write_template(self, b: Builder, arrays: list[np.ndarray]) -> int:
+        """Write this Run with the seed ``arrays[0]`` and ``arrays[1:]`` as replayed values."""
+        replay = write_template_blocks(b, self.replay, arrays[1:])
+        seed = int(arrays[0].view("<u8")[0])
+        return _RUN.write(b, True if self.record else None, seed, replay)
 
     @classmethod
     def read(cls, buf: bytes, pos: int, fields: Fields) -> Run:
@@ -71,15 +100,15 @@ class RunResult(TemplatedBody):
         result = tensor(buf, ref(buf, pos, fields, result_id))
         return cls(result, read_draw_blocks(buf, pos, fields, draws_id))
 
-    def layout(self) -> tuple[()] | None:
-        """Nothing but the result's shape; not templated with a bulk report."""
-        return None if self.draws else ()
+    def layout(self) -> Hashable | None:
+        """The reported blocks' layouts; None where one is too long to template."""
+        return blocks_layout(self.draws)
 
     def tensors(self) -> list[np.ndarray]:
-        """The result."""
-        return [as_float64(self.result)]
+        """The result, then the numbers of the reported blocks."""
+        return [as_float64(self.result), *blocks_tensors(self.draws)]
 
     def write_template(self, b: Builder, arrays: list[np.ndarray]) -> int:
-        """Write this RunResult with ``arrays[0]`` as its result."""
+        """Write this RunResult with ``arrays`` in place of its :meth:`tensors`."""
         result = write_tensor(b, arrays[0])
-        return _RESULT.write(b, result, write_blocks(b, self.draws))
+        return _RESULT.write(b, result, write_template_blocks(b, self.draws, arrays[1:]))

@@ -111,15 +111,16 @@ def _run(
         a0 = sum(a)
         if a0 <= 0:
             break
-        dt = float(ppx.sample(Exponential(a0, validate_args=False), name="dt"))
+        propensity = as_tensor(a, dtype=float64)  # one tensor for both draws: cheaper
+        dt = float(ppx.sample(Exponential(propensity.sum(), validate_args=False), name="dt"))
         t_new = t + dt
         while i < len(times) and times[i] < t_new:
             states[i] = x
             i += 1
         if t_new > t_end:
             break
-        probs = as_tensor(a, dtype=float64)  # Categorical normalises
-        j = int(ppx.sample(Categorical(probs=probs, validate_args=False), name="reaction"))
+        reaction = Categorical(probs=propensity, validate_args=False)  # normalises
+        j = int(ppx.sample(reaction, name="reaction"))
         for s, d in changes[j]:
             x[s] += d
         t, n = t_new, n + 1
