@@ -400,6 +400,11 @@ def paired(a: dict[str, Any], b: dict[str, Any]) -> str:
     return f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
 
 
+#: Figures of the issue that asked for this speed, for comparison with this run's.
+BEFORE = "served RMH 1.7x pyprob's; Dask 2 workers / 1 worker efficiency 0.66"
+GOALS = "served RMH >= 5x pyprob's, efficiency >= 0.85"
+
+
 def report(results: dict[str, Any]) -> None:
     rows_in = results["measurements"]
     by = {r["case"]: r for r in rows_in}
@@ -489,6 +494,7 @@ def report(results: dict[str, Any]) -> None:
             f"  (cluster startup, not timed: 1 worker {results['dask_startup_s']['1']:.1f} s, "
             f"2 workers {results['dask_startup_s']['2']:.1f} s; 2-worker {d2.get('note', '')})"
         )
+    print(f"before issue 15's work (2-core VM): {BEFORE}; goals: {GOALS}")
     env = results["environment"]
     if "loadavg_start" in env and "loadavg_end" in env:
         print(

@@ -39,7 +39,7 @@ Cases of one transport take turns in ``--rounds`` interleaved rounds (servers
 kept running), so a busy phase of the VM hits raw and ppx alike; the "paired
 ratio" is the median of the per-round ratios.
 
-The spec's target: ppx served per draw <= 1.5x the raw round trip of the same transport.
+The targets (issue 15): a served draw <= 1.3x the raw round trip (C++ simulator), <= 2x (Python).
 """
 
 from __future__ import annotations
@@ -66,7 +66,11 @@ from _environment import environment as shared_environment  # benchmarks/ siblin
 from _report import print_table
 
 SELF = os.path.abspath(__file__)
-TARGET_RATIO = 1.5
+TARGET_RATIO = {"ppx-cpp": 1.3}  # served draw / raw pyzmq round trip, by case
+TARGET_RATIO_PYTHON = 2.0  # the Python simulator's cases
+#: Figures of the issue that asked for this speed, for comparison with this run's.
+BEFORE = "C++ simulator 2.3-2.5x raw pyzmq, Python simulator 2.5x (8.5x under load)"
+GOALS = "C++ <= 1.3x, Python <= 2x"
 VARIANTS = ("named", "unnamed", "prebuilt")
 
 # Subprocesses started by this script (raw REP servers); terminated at exit.
@@ -682,7 +686,8 @@ def report(results: dict[str, Any]) -> None:
         for r in meas:
             if r["transport"] == t and r["kind"].startswith("ppx-"):
                 ratio = r["mean_us"] / raw["mean_us"]
-                verdict = "ok" if ratio <= TARGET_RATIO else f"target <= {TARGET_RATIO}x"
+                target = TARGET_RATIO.get(r["kind"], TARGET_RATIO_PYTHON)
+                verdict = "ok" if ratio <= target else f"target <= {target}x"
                 print(
                     f"{t:<4} {r['kind']:<13} ppx {r['mean_us']:7.1f} us/draw  "
                     f"raw {raw['mean_us']:6.1f} us  ratio {ratio:.2f}x  ({verdict})"
@@ -697,6 +702,7 @@ def report(results: dict[str, Any]) -> None:
                 f"{cpp_raw['mean_us']:6.1f} us  ratio {cpp['mean_us'] / cpp_raw['mean_us']:.2f}x; "
                 f"raw C++ / raw pyzmq {cpp_raw['mean_us'] / raw['mean_us']:.2f}x"
             )
+    print(f"  before issue 15's work (ipc, 2-core VM): {BEFORE}; goals: {GOALS}")
     local = {r["kind"]: r for r in meas if r["transport"] == "-"}
     for variant in s["variants"]:
         lo, pl = local.get(f"local-{variant}"), local.get(f"plain-{variant}")
