@@ -16,7 +16,7 @@ from .capabilities import (
     compatible,
     negotiate,
 )
-from .codec import build, decode, encode
+from .codec import build, decode, encode, encode_scalar_result
 from .distributions import (
     DISTRIBUTION_KINDS,
     RawDistribution,
@@ -63,6 +63,7 @@ __all__ = [
     "distribution_kind",
     "distribution_parameters",
     "encode",
+    "encode_scalar_result",
     "listening",
     "messages",
     "negotiate",

@@ -26,20 +26,22 @@ string and ``len()`` on every ``ShapeAsNumpy()``):
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
+import numpy as np
 from flatbuffers import Builder
 
 from ._generated.ppx import Message as MessageTable
 from ._generated.ppx.MessageBody import MessageBody as BodyType
 from .errors import PPXError, ProtocolError
-from .messages import MESSAGE_TYPES, Message, MessageBody, TemplatedBody
+from .messages import MESSAGE_TYPES, Message, MessageBody, SampleResult, TemplatedBody
 from .reader import READ_ERRORS, U32, Fields, byte, ref, table
 from .tables import field_ids
 from .templates import encode_from_template
 from .writer import finish_message
 
-__all__ = ["build", "decode", "encode"]
+__all__ = ["build", "decode", "encode", "encode_scalar_result"]
 
 _IDENTIFIER = b"PPXF"
 _MIN_SIZE = 12  # root offset + the smallest vtable + the smallest table
@@ -94,6 +96,17 @@ def encode(message: Message) -> bytes:
             if data is not None:
                 return data
     return build(message)
+
+
+def encode_scalar_result(value: float) -> bytes:
+    """``encode(SampleResult(value))`` for one number: the engine's reply to most draws.
+
+    The same bytes as :func:`encode`, patched into the scalar template with
+    ``struct`` (~1 us instead of ~8 us through the general template path).
+    """
+    out = bytearray(_SCALAR_RESULT)
+    _F64.pack_into(out, _SCALAR_OFFSET, value)
+    return bytes(out)
 
 
 def _check_header(buf: bytes) -> int:
@@ -159,3 +172,11 @@ def decode(buffer: bytes | bytearray | memoryview) -> Message:
         raise ProtocolError(
             f"malformed {name} message ({len(buf)}-byte buffer, truncated or corrupt): {exc}"
         ) from exc
+
+
+_F64 = struct.Struct("<d")
+_SCALAR_SENTINEL = 0x7FF4_C0DE_5CA1_A000  # a NaN payload the builder copies verbatim
+_SCALAR_RESULT = build(
+    SampleResult(np.array(_SCALAR_SENTINEL, dtype="<u8").view("<f8").reshape(()))
+)
+_SCALAR_OFFSET = _SCALAR_RESULT.find(struct.pack("<Q", _SCALAR_SENTINEL))

@@ -78,3 +78,12 @@ def test_long_blocks_are_built_not_templated():
     long = m.RunResult(None, (m.DrawBlock("f", D.Uniform(0.0, 1.0), torch.rand(65).numpy()),))
     assert long.layout() is None
     assert encode(long) == build(long)
+
+
+@pytest.mark.parametrize("value", [0.0, -3.25, 1e300, float("inf"), 7])
+def test_scalar_sample_result_fast_path_matches_builder(value):
+    from ppx.protocol import encode_scalar_result
+
+    message = m.SampleResult(torch.tensor(float(value), dtype=torch.float64))
+    assert encode_scalar_result(float(value)) == build(message)
+    assert float(decode(encode_scalar_result(float(value))).result) == float(value)

@@ -35,6 +35,7 @@ from ppx.protocol import (
     compatible,
     decode,
     encode,
+    encode_scalar_result,
     listening,
     negotiate,
 )
@@ -297,6 +298,8 @@ class RemoteModel(Model):
         value = recorder.sample(
             message.address, message.name, message.distribution, message.control, message.replace
         )
+        if not value.shape:
+            return encode_scalar_result(float(value))
         return encode(m.SampleResult(value))
 
     def _on_observe(self, message: m.Observe, recorder: Recorder) -> bytes:
