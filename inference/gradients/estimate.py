@@ -69,8 +69,8 @@ def _window(times: Sequence[float] | Window, average_from: float) -> Window:
     return times if isinstance(times, Window) else Window(tuple(times), average_from)
 
 
-def _generator(seed: int | None) -> torch.Generator:
-    generator = torch.Generator()
+def _generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    generator = torch.Generator(device=device)
     generator.manual_seed(int(seed) if seed is not None else int(torch.randint(2**62, ())))
     return generator
 
@@ -99,6 +99,7 @@ def gradient(
     bound_factor: float = 2.0,
     initial: Sequence[int] | np.ndarray | None = None,
     seed: int | None = None,
+    device: torch.device | str = "cpu",
 ) -> GradientEstimate:
     """Estimate ``d E[f(trajectory)] / d c`` for every rate of ``network``.
 
@@ -120,6 +121,7 @@ def gradient(
             largest total propensity of a pilot run.
         initial: Initial counts (default: the network's).
         seed: Seed of the estimator's random numbers.
+        device: Where to simulate (``"cuda"`` runs the batch on a GPU).
 
     Raises:
         ValueError: an unknown estimator, a bad rate, time, temperature or sample count.
@@ -133,8 +135,8 @@ def gradient(
     if not bound_factor > 1:
         raise ValueError(f"bound_factor: must be > 1, got {bound_factor}")
     window = _window(observation_times, average_from)
-    kinetics = Kinetics(network, rates, initial)
-    generator, batch, start = _generator(seed), int(num_samples), time.perf_counter()
+    kinetics = Kinetics(network, rates, initial, device=device)
+    generator, batch, start = _generator(seed, device), int(num_samples), time.perf_counter()
     if estimator == "score":
         run = score_run(kinetics, window, batch, generator)
         values = _values(f, run.summaries, (batch,))
