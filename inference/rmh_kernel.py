@@ -264,10 +264,10 @@ class RMHKernel:
         scale = state.scales.get(site.address, self.scale)
         # With only replayed draws before the site, the new run reaches it with the
         # same distribution as the current trace: propose now, from that one.
-        proposed = None
+        proposal = None
         if site.distribution is not None and state.trace.replays_up_to(site.address):
-            proposed = self.propose(site.distribution, site.value, scale)
-        controller = _ProposalController(values, site.address, self, scale, proposed)
+            proposal = self.propose(site.distribution, site.value, scale)
+        controller = _ProposalController(values, site.address, self, scale, proposal)
         try:
             proposed: Trace | None = self.model.run(controller=controller, observe=self.observe)
         except InvalidDistribution:  # the proposed value leads outside the model's domain

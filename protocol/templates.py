@@ -79,7 +79,7 @@ def _make_template(message: TemplatedBody, arrays: list[np.ndarray]) -> _Templat
 
 
 def encode_from_template(
-    message: TemplatedBody, layout: tuple[Hashable, ...], arrays: list[np.ndarray]
+    message: TemplatedBody, layout: Hashable, arrays: list[np.ndarray]
 ) -> bytes | None:
     """``message``'s bytes from the template of its layout, made on first use.
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -149,8 +148,8 @@ def observable(
     s = network.species.index(species)
     if (kind == "at") != (time_index is not None):
         raise ValueError("observable: give time_index for kind 'at', and only for it")
-    if kind == "at":
-        i = int(np.int64(time_index))
+    if time_index is not None:
+        i = int(time_index)
         return lambda summaries: summaries.at_times[..., i, s]
     if kind == "mean":
         return lambda summaries: summaries.mean[..., s]

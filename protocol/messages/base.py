@@ -58,7 +58,7 @@ class TemplatedBody(MessageBody):
 
     __slots__ = ()
 
-    def layout(self) -> tuple[Hashable, ...] | None:
+    def layout(self) -> Hashable | None:
         """What fixes the message's bytes besides its tensors; None: do not template it."""
         raise NotImplementedError
 

@@ -105,7 +105,7 @@ class ValueBlock:
 
     def layout(self) -> Hashable | None:
         """Key and first instance; None for a block too long to template."""
-        if np.size(self.values) > _TEMPLATE_MAX_VALUES:
+        if self.values is not None and np.size(self.values) > _TEMPLATE_MAX_VALUES:
             return None
         return self.key, self.first_instance
 
@@ -156,7 +156,7 @@ class DrawBlock:
 
     def layout(self) -> Hashable | None:
         """Everything but the numbers; None for a block too long to template."""
-        if np.size(self.values) > _TEMPLATE_MAX_VALUES:
+        if self.values is not None and np.size(self.values) > _TEMPLATE_MAX_VALUES:
             return None
         dist = None if self.distribution is None else type(self.distribution)
         has_values = self.values is not None
