@@ -108,6 +108,37 @@ def test_changing_one_draw_gives_a_different_valid_event() -> None:
     assert changed >= 2
 
 
+def test_read_out_equals_pythia_particle_by_particle() -> None:
+    """One ReadOut per event gives what per-particle calls give, for every observable."""
+    from ppx.simulators.pythia.observables import OBSERVABLES, ReadOut, final_state
+
+    pythia = build_pythia("ee_z_hadrons")
+    charged, count = OBSERVABLES["charged_multiplicity"](), OBSERVABLES["final_state_count"]()
+    for _ in range(5):
+        assert pythia.next()
+        final = [p for p in pythia.event.particles() if p.isFinal()]
+        rows = [(p.id(), p.e(), p.px(), p.py(), p.pz()) for p in final]
+        read = ReadOut(pythia.event)
+        assert np.array_equal(read.final, np.array(rows).reshape(-1, 5))
+        assert np.array_equal(final_state(pythia.event), read.final)
+        assert charged(read) == charged(pythia.event) == [float(sum(p.isCharged() for p in final))]
+        assert count(read) == [float(len(final))]
+
+
+def test_ppx_flats_drawn_per_run_equal_flats_drawn_through_the_source() -> None:
+    """The per-event fast path (PPXSource.for_run) records the very draws the source does."""
+    sim = PythiaSimulator("ee_z_hadrons", flats="ppx")
+    model = ppx.LocalModel(sim)
+    torch.manual_seed(7)
+    fast = model.run()
+    source = sim.engine.source
+    sim.engine.source = lambda: source()  # no for_run: every flat through PPXSource.__call__
+    torch.manual_seed(7)
+    slow = model.run()
+    assert [d.address for d in fast.draws] == [d.address for d in slow.draws]
+    assert torch.equal(fast.tags["final_state"], slow.tags["final_state"])
+
+
 def test_native_record_regenerates_the_exact_values() -> None:
     native = NativeRecorder(build_pythia("ee_z_tautau"))
     replayer = PythiaSimulator("ee_z_tautau", flats=ArraySource())

@@ -33,7 +33,7 @@ from .engine import (
     PPXSource,
     PythiaEngine,
 )
-from .observables import NEUTRINOS, final_state, make_observables
+from .observables import NEUTRINOS, ReadOut, make_observables
 from .settings import (
     PythiaSettingsError,
     configure,
@@ -114,8 +114,8 @@ class PythiaSimulator:
         """Generate, tag and (optionally) observe one event; return the chosen observable."""
         if self.tau_handler is not None:
             self.tau_handler.chosen.clear()
-        event = self.generate()
-        ppx.tag(torch.from_numpy(final_state(event)), "final_state")
+        event = ReadOut(self.generate())  # the record read once, for every use below
+        ppx.tag(torch.from_numpy(event.final), "final_state")
         values = {}
         for name, observable in self.observables.items():
             values[name] = torch.tensor(observable(event), dtype=torch.float64)
@@ -137,6 +137,7 @@ class PythiaSimulator:
             return self.pythia.event
         engine = self.engine
         assert engine is not None  # no native recorder: the engine feeds the flats
+        engine.start_event()
         for _ in range(MAX_TRIES):
             ok = self.pythia.next()
             engine.raise_pending()
@@ -155,10 +156,11 @@ def _engine(flats: str | Callable[[], float], control: bool, init_seed: int) -> 
     raise ValueError(f"flats must be 'ppx', 'native' or a callable, got {flats!r}")
 
 
-def visible_particles(event: pythia8mc.Event) -> list[IncomingParticle]:
+def visible_particles(event: pythia8mc.Event | ReadOut) -> list[IncomingParticle]:
     """The calorimeter's incoming particles: final state without neutrinos, ``pz > 0``."""
+    final = event.particles if isinstance(event, ReadOut) else ReadOut(event).particles
     return [
         IncomingParticle(p.id(), (p.e(), p.px(), p.py(), p.pz()))
-        for p in event.particles()
-        if p.isFinal() and abs(p.id()) not in NEUTRINOS and p.pz() > 0
+        for p in final
+        if abs(p.id()) not in NEUTRINOS and p.pz() > 0
     ]
