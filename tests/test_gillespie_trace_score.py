@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +130,14 @@ def test_score_gradient_checks_its_arguments() -> None:
         score_gradient(traces[:1], [1.0, 2.0], network, baseline=None)
     with pytest.raises(ValueError, match="baseline"):
         score_gradient(traces, [1.0, 2.0], network, baseline="mean")
+
+
+def test_a_served_simulators_trace_has_the_same_log_prob_and_a_score():
+    """Any PPX Gillespie program, served in its own process, gets gradients from its traces."""
+    network = ReactionNetwork.birth_death()
+    argv = [sys.executable, "-m", "ppx.simulators.gillespie", "--network", "birth_death"]
+    with ppx.RemoteModel.spawn([*argv, "--t-max", "2"]) as model:
+        trace = model.run()
+    recorded = sum(d.log_prob for d in trace.draws if d.base in ("dt", "reaction"))
+    assert float(trace_log_prob(trace, network)) == pytest.approx(recorded, rel=1e-8)
+    assert set(trace_score(trace, network)) == {"k", "gamma"}
