@@ -34,6 +34,7 @@ References:
 from __future__ import annotations
 
 from .estimate import ESTIMATORS, Estimator, GradientEstimate, finite_difference, gradient
+from .fit import FitResult, fit_rates
 from .kinetics import Kinetics
 from .observables import Observable, Summaries, Window, observable
 from .trace_score import score_gradient, trace_log_prob, trace_score
@@ -41,12 +42,14 @@ from .trace_score import score_gradient, trace_log_prob, trace_score
 __all__ = [
     "ESTIMATORS",
     "Estimator",
+    "FitResult",
     "GradientEstimate",
     "Kinetics",
     "Observable",
     "Summaries",
     "Window",
     "finite_difference",
+    "fit_rates",
     "gradient",
     "observable",
     "score_gradient",

@@ -13,12 +13,14 @@ import click
 import typer
 
 from ppx.cli.commands import app
+from ppx.cli.gradients import app as grad_app
 from ppx.cli.sbi import app as sbi_app
 from ppx.errors import PPXError, SimulatorCrashed
 
 __all__ = ["app", "main"]
 
 app.add_typer(sbi_app, name="sbi")
+app.add_typer(grad_app, name="grad")
 
 #: What click raises for a bad command line (typer >= 0.22 vendors click as ``typer._click``).
 _USAGE_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
