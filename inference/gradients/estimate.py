@@ -114,7 +114,10 @@ def gradient(
             every trajectory. Or a :class:`Window`.
         average_from: Start of the steady-state averaging window.
         num_samples: Trajectories.
-        temperature: GS-ST's softmax temperature (> 0).
+        temperature: GS-ST's softmax temperature (> 0). Its variance diverges both
+            below ~0.1 and above ~1 on long trajectories (the relaxed state's Jacobians
+            compound over the events; docs/gradients.md); 0.2-0.5 works on the shipped
+            networks.
         baseline: Score function: subtract the leave-one-out mean of ``f``
             (unbiased, and usually far less variance).
         bound_factor: Alternative paths: the uniformization rate is this times the
