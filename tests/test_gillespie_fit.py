@@ -75,6 +75,19 @@ def test_fits_the_association_rate():
     _within(result, {"k_on": 0.1}, {"k_on": 0.01})
 
 
+@pytest.mark.slow
+def test_fits_two_repressilator_rates():
+    """The oscillator of the issue: translation and protein decay from 400 runs (~45 s)."""
+    network = ReactionNetwork.repressilator()
+    truth, times = {"translation": 5.0, "protein_decay": 0.5}, (2.0, 4.0, 6.0)
+    data = simulate(network, rates=truth, observation_times=times, num_samples=400, seed=1)
+    result = fit_rates(network, data, fit=tuple(truth),
+                       init={"translation": 2.5, "protein_decay": 1.0}, observation_times=times,
+                       num_samples=128, steps=100, learning_rate=0.1, seed=2,
+                       progress=False)  # fmt: skip
+    _within(result, truth, {"translation": 0.5, "protein_decay": 0.05})
+
+
 def test_steady_state_statistics_come_from_the_window(birth_death_data):
     network = ReactionNetwork.birth_death()
     result = fit_rates(network, birth_death_data, fit=("k",), init={"k": 9.0},
