@@ -593,8 +593,8 @@ print(finite_difference(network, f, "k_on", observation_times=window, num_sample
 `observable(network, kind, species, time_index)` builds the common observables:
 `"at"` (the count at `observation_times[time_index]`), `"mean"`, `"second_moment"`
 and `"variance"` (time averages over `[average_from, t_end]`); any function of the
-`Summaries` that returns one number per trajectory will do. `gradient` runs on the
-CPU (it has no device argument).
+`Summaries` that returns one number per trajectory will do. `gradient(...,
+device="cuda")` simulates the batch on a GPU.
 
 The speed of each estimator against a forward run of the same batch is measured
 by `benchmarks/gillespie_grad.py`: on the 2-core VM, at batches of 64 to 4096
