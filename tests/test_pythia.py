@@ -264,7 +264,7 @@ def test_tau_channel_prior_matches_branching_ratios() -> None:
     assert len(channels) >= 30 and abs(sum(r for _, r, _ in channels) - 1.0) < 1e-3
     assert abs(pythia.particleData.m0(15) - mass(15)) < 1e-3  # Pythia vs particle (PDG)
     by_products = {tuple(sorted(p)): r for _, r, p in channels}
-    reference, _ = branching_fractions()  # decaylanguage's DEC file
+    reference, _ = branching_fractions()  # the PDG 2026 values
     assert by_products[(-211, 16)] == pytest.approx(reference["pi_nu"], abs=0.01)
     assert by_products[(-12, 11, 16)] == pytest.approx(reference["e_nu_nu"], abs=0.01)
     assert by_products[(-14, 13, 16)] == pytest.approx(reference["mu_nu_nu"], abs=0.01)

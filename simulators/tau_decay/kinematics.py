@@ -12,7 +12,18 @@ import ppx
 
 from .channels import Resonance, mass, width
 
-__all__ = ["DTYPE", "boost", "breit_wigner", "breit_wigner_bounds", "phase_space", "uniform"]
+__all__ = [
+    "DTYPE",
+    "boost",
+    "breit_wigner",
+    "breit_wigner_bounds",
+    "direction",
+    "linear_cos_theta",
+    "phase_space",
+    "rotate_to",
+    "two_body",
+    "uniform",
+]
 
 DTYPE = torch.float64
 
@@ -47,13 +58,71 @@ def uniform(
     return float(ppx.sample(dist, name=name, control=control, replace=replace))
 
 
-def _two_body(parent: torch.Tensor, m: float, m1: float, m2: float) -> torch.Tensor:
-    """Isotropic ``m -> m1 m2`` in the parent rest frame, boosted; draws cos_theta, phi."""
+def linear_cos_theta(c: float, asymmetry: float) -> float:
+    """Map ``c ~ Uniform(-1, 1)`` to a draw of the density ``(1 + asymmetry x) / 2``.
+
+    The inverse CDF, ``x = (a + 2c) / (1 + sqrt(1 + a (a + 2c)))`` (the root of
+    ``a x^2 + 2 x = a + 2 c`` in ``[-1, 1]``, written without cancellation); exactly
+    ``c`` for ``a = 0``.
+
+    Raises:
+        ValueError: ``|asymmetry| > 1`` (the density would be negative).
+    """
+    if not abs(asymmetry) <= 1.0:
+        raise ValueError(f"asymmetry: need |a| <= 1 for a density 1 + a x, got {asymmetry!r}")
+    t = asymmetry + 2.0 * c
+    return min(max(t / (1.0 + math.sqrt(max(1.0 + asymmetry * t, 0.0))), -1.0), 1.0)
+
+
+def rotate_to(n: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """Rotate ``n`` by the smallest rotation that takes the z axis to ``direction``.
+
+    A zero ``direction`` leaves ``n`` as it is; ``-z`` is reached by a half turn
+    about the x axis.
+    """
+    norm = float(torch.linalg.vector_norm(direction))
+    if norm == 0.0:
+        return n
+    d = direction / norm
+    v = torch.stack([-d[1], d[0], torch.zeros((), dtype=d.dtype)])  # z x d
+    c = float(d[2])
+    if 1.0 + c < 1e-12:
+        return n * torch.tensor([1.0, -1.0, -1.0], dtype=n.dtype)
+    return n * c + torch.linalg.cross(v, n) + v * (v @ n) / (1.0 + c)
+
+
+def direction(theta_cos: float, phi: float) -> torch.Tensor:
+    """The unit vector with polar angle ``acos(theta_cos)`` and azimuth ``phi``."""
+    sin_theta = math.sqrt(max(1.0 - theta_cos**2, 0.0))
+    return torch.tensor(
+        [sin_theta * math.cos(phi), sin_theta * math.sin(phi), theta_cos], dtype=DTYPE
+    )
+
+
+def two_body(
+    parent: torch.Tensor, m: float, m1: float, m2: float, asymmetry: float | None = None
+) -> torch.Tensor:
+    """``m -> m1 m2`` in the parent rest frame, boosted; draws ``cos_theta`` and ``phi``.
+
+    Arguments:
+        parent: the parent's four-momentum.
+        m, m1, m2: the parent's and the daughters' masses.
+        asymmetry: ``None`` for an isotropic decay with the angles taken about the lab
+            axes; else ``a`` in ``dN/dcos(theta) = (1 + a cos(theta)) / 2``, with
+            ``theta`` the angle of daughter 1 to the parent's flight direction (the
+            helicity axis), drawn by :func:`linear_cos_theta`.
+
+    Returns:
+        ``(2, 4)`` four-momenta of the daughters in the parent's frame.
+    """
     cos_theta = uniform(-1.0, 1.0, "cos_theta")
     phi = uniform(0.0, 2.0 * math.pi, "phi")
+    if asymmetry is not None:
+        cos_theta = linear_cos_theta(cos_theta, asymmetry)
+    n = direction(cos_theta, phi)
+    if asymmetry is not None:
+        n = rotate_to(n, parent[1:])
     p = _momentum(m, m1, m2)
-    sin_theta = math.sqrt(max(1.0 - cos_theta**2, 0.0))
-    n = torch.tensor([sin_theta * math.cos(phi), sin_theta * math.sin(phi), cos_theta], dtype=DTYPE)
     rest = torch.zeros(2, 4, dtype=DTYPE)
     rest[0, 0], rest[1, 0] = math.hypot(p, m1), math.hypot(p, m2)
     rest[0, 1:], rest[1, 1:] = p * n, -p * n
@@ -88,13 +157,13 @@ def phase_space(
     then ``step{k}/cos_theta`` and ``step{k}/phi`` per two-body split.
     """
     if len(masses) == 2:
-        return list(_two_body(parent, m, *masses))
+        return list(two_body(parent, m, *masses))
     chain = _genbod_masses(m, masses, max_tries)
     out: list[torch.Tensor] = []
     system = parent
     for k in range(len(masses) - 1, 0, -1):
         with ppx.scope(f"step{k}"):
-            system, last = _two_body(system, chain[k], chain[k - 1], masses[k])
+            system, last = two_body(system, chain[k], chain[k - 1], masses[k])
         out.append(last)
     return [system, *reversed(out)]
 

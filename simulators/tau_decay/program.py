@@ -13,6 +13,7 @@ import ppx
 from .channels import NEUTRINOS, branching_fractions, check_channels
 from .decay import decay
 from .kinematics import DTYPE, uniform
+from .polarization import check_polarization_setting
 
 if TYPE_CHECKING:
     from ..calorimeter import IncomingParticle
@@ -64,6 +65,7 @@ def make_model(
     channels: Sequence[str] | None = None,
     calorimeter: bool = True,
     calorimeter_config: Mapping[str, object] | None = None,
+    polarization: float | tuple[float, float] = 0.0,
 ) -> Callable[[], torch.Tensor]:
     """Build the tau-decay simulator.
 
@@ -74,15 +76,20 @@ def make_model(
             renormalised over them.
         calorimeter: observe the visible products in the toy calorimeter (``calo``).
         calorimeter_config: overrides passed to ``Calorimeter(**...)``.
+        polarization: the tau's longitudinal polarisation ``P``: a fixed value in
+            ``[-1, 1]`` (default 0, unpolarised), or a Uniform prior box ``(low, high)``
+            inside it, drawn at address ``polarization`` after the momentum.
 
     Returns:
         A no-argument callable returning the final state ``(n, 5)`` tensor
         ``[pdg, E, px, py, pz]`` (also tagged ``final_state``).
 
     Raises:
-        ValueError: a momentum box with ``high <= low``, or an unknown channel.
+        ValueError: a momentum box with ``high <= low``, an unknown channel, or a
+            polarisation (or its box) outside ``[-1, 1]``.
     """
     prior = _check_prior(DEFAULT_MOMENTUM_PRIOR if momentum_prior is None else momentum_prior)
+    spin = check_polarization_setting(polarization)
     names = check_channels(channels)
     branching_fractions()  # load (or warn about) the fractions now, not in the first run
     overrides = dict(calorimeter_config or {})
@@ -94,7 +101,8 @@ def make_model(
 
     def tau_decay() -> torch.Tensor:
         p = torch.stack([torch.tensor(uniform(*prior[k], name=k), dtype=DTYPE) for k in prior])
-        products = decay(p, names)
+        pol = uniform(*spin, name="polarization") if isinstance(spin, tuple) else spin
+        products = decay(p, names, pol)
         final = torch.stack(
             [torch.cat([torch.tensor([float(pdg)], dtype=DTYPE), p4]) for pdg, p4 in products]
         )
