@@ -15,12 +15,14 @@ import typer
 from ppx.cli.commands import app
 from ppx.cli.gradients import app as grad_app
 from ppx.cli.sbi import app as sbi_app
+from ppx.cli.sets import app as sets_app
 from ppx.errors import PPXError, SimulatorCrashed
 
 __all__ = ["app", "main"]
 
 app.add_typer(sbi_app, name="sbi")
 app.add_typer(grad_app, name="grad")
+app.add_typer(sets_app, name="sets")
 
 #: What click raises for a bad command line (typer >= 0.22 vendors click as ``typer._click``).
 _USAGE_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
