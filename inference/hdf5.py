@@ -157,6 +157,17 @@ def dataset(parent: h5py.Group, name: str, path: str | Path) -> h5py.Dataset:
     return node
 
 
+def append_rows(
+    parent: h5py.Group, columns: Sequence[tuple[str, np.ndarray]], path: str | Path
+) -> None:
+    """Append ``rows`` to each resizable dataset ``name`` of ``parent`` (a store's chunk)."""
+    for name, rows in columns:
+        column = dataset(parent, name, path)
+        start = column.shape[0]
+        column.resize(start + len(rows), axis=0)
+        column[start:] = rows
+
+
 def group(parent: h5py.Group, name: str, path: str | Path) -> h5py.Group:
     """The group ``name`` of ``parent`` (see :func:`dataset`)."""
     node = parent.get(name)

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import torch
 
-from ppx.inference.hdf5 import array, dataset, int_attribute, string_attribute
+from ppx.inference.hdf5 import append_rows, array, int_attribute, string_attribute
 from ppx.inference.sbi.layout import Layout
 
 __all__ = ["FORMAT", "Simulations", "append_chunk", "done_runs", "load_simulations", "open_store"]
@@ -129,12 +129,9 @@ def append_chunk(
     path: str | Path, runs: np.ndarray, theta: np.ndarray, x: np.ndarray, invalid: np.ndarray
 ) -> None:
     """Append the valid rows and the invalid run indices of one chunk."""
+    columns = (("theta", theta), ("x", x), ("run", runs), ("invalid_run", invalid))
     with h5py.File(path, "a") as file:
-        for name, rows in (("theta", theta), ("x", x), ("run", runs), ("invalid_run", invalid)):
-            column = dataset(file, name, path)
-            start = column.shape[0]
-            column.resize(start + len(rows), axis=0)
-            column[start:] = rows
+        append_rows(file, columns, path)
 
 
 def load_simulations(path: str | Path, num_simulations: int | None = None) -> Simulations:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.distributions import Distribution
 
-from ppx.inference.hdf5 import array, dataset, string_attribute
+from ppx.inference.hdf5 import append_rows, array, dataset, string_attribute
 from ppx.inference.sbi.layout import Layout
 
 __all__ = [
@@ -329,11 +329,7 @@ def append_sets(path: str | Path, chunk: SetChunk) -> None:
             ("invalid_set", chunk.invalid),
             ("offsets", last + np.cumsum(np.asarray(chunk.sizes, np.int64))),
         )
-        for name, rows in columns:
-            column = dataset(file, name, path)
-            start = column.shape[0]
-            column.resize(start + len(rows), axis=0)
-            column[start:] = rows
+        append_rows(file, columns, path)
 
 
 def load_sets(path: str | Path, num_sets: int | None = None) -> SetSimulations:
