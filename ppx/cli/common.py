@@ -9,11 +9,12 @@ PPX, or ``--address ADDR`` of one already serving.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -32,6 +33,7 @@ __all__ = [
     "announce_seed",
     "console",
     "dask_client",
+    "interruptible",
     "load_simulator",
     "model_spec",
     "parse_observations",
@@ -42,6 +44,29 @@ __all__ = [
 ]
 
 console = Console()
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def interruptible(message: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Ctrl-C in a command prints ``message`` (what was kept, how to resume) and exits 130.
+
+    typer turns a KeyboardInterrupt into a silent exit 130; a user deserves one line.
+    """
+
+    def decorate(command: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(command)
+        def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return command(*args, **kwargs)
+            except KeyboardInterrupt:
+                console.print(message, soft_wrap=True)
+                raise typer.Exit(130) from None
+
+        return run
+
+    return decorate
 
 
 def simulators_help() -> str:

@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ppx.cli.common import console
+from ppx.cli.common import console, interruptible
 
 if TYPE_CHECKING:
     from ppx.inference.gradients.observables import Observable
@@ -106,6 +106,7 @@ def _index(network: ReactionNetwork, text: str | None, times: tuple[float, ...])
 
 
 @app.command()
+@interruptible("interrupted: no estimate printed (use fewer --samples for a quicker one)")
 def estimate(
     network: NetworkOption = "birth_death",
     observable: Annotated[
@@ -163,6 +164,7 @@ def estimate(
 
 
 @app.command()
+@interruptible("interrupted: the fit stopped before its last step; nothing was saved")
 def fit(
     network: NetworkOption = "birth_death",
     true_rate: Annotated[

@@ -32,6 +32,7 @@ from ppx.cli.common import (
     SimulatorOption,
     TimeoutOption,
     console,
+    interruptible,
     model_spec,
     released,
 )
@@ -78,6 +79,7 @@ def _labels(layout: Layout) -> list[str]:
 
 
 @app.command()
+@interruptible("interrupted: the store keeps every finished chunk; run the same command to resume")
 def simulate(
     store: Annotated[Path, typer.Option(help="HDF5 ensemble store (resumed if it exists)")],
     simulator: SimulatorOption = None,
@@ -127,6 +129,7 @@ def simulate(
 
 
 @app.command()
+@interruptible("interrupted: training stopped; no estimator was saved")
 def train(
     store: Annotated[
         Path, typer.Option(exists=True, dir_okay=False, help="a store from ppx sets simulate")
