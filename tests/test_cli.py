@@ -299,6 +299,7 @@ def test_train_refuses_what_it_cannot_use(tmp_path):
     assert done.returncode != 0 and "give --simulator/--address" in done.stderr
 
 
+@pytest.mark.slow  # ~10 s; Ctrl-C of the CLI keeps its default-tier tests above
 def test_ctrl_c_during_a_rate_fit_says_so_in_one_line(tmp_path):
     args = "grad fit --network birth_death --true-rate k=10 --init k=5 --times 1,2 --steps 100000"
     code, out, err = interrupted(args, "fit", tmp_path)

@@ -155,6 +155,7 @@ def small_nle() -> SummedEstimator:
     return summed.fit(TOY.simulate_sets, steps=400, batch_size=256, progress=False)
 
 
+@pytest.mark.slow  # ~20 s to train a per-event flow; the exact-likelihood toys are default
 def test_learned_likelihood_intervals_cover_by_toys(small_nle):
     result = toy_coverage(
         small_nle.log_likelihood, TOY.simulate_events, [-1.0, 0.5], 20, (-3, 3), 120, points=61
