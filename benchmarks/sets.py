@@ -86,7 +86,12 @@ def _job(kind: str, n: int, args: dict[str, Any], observed: list[torch.Tensor]) 
     else:
         assert isinstance(estimator, PAIRS)
         estimator.finetune(
-            toy.simulate_sets, n_range=(1, n), num_sets=sets, steps=steps, progress=False
+            toy.simulate_sets,
+            n_range=(1, n),
+            num_sets=sets,
+            steps=steps,
+            max_events=args["chunk_events"],
+            progress=False,
         )
     seconds = time.perf_counter() - start
     peak = (_rss_kib("VmHWM") - before) / 1024
@@ -125,6 +130,9 @@ def main() -> None:
     parser.add_argument("--pairs-only", default="10000", help="N for PAIRS alone ('' for none)")
     parser.add_argument("--steps", type=int, default=600, help="steps of each training stage")
     parser.add_argument("--sets", type=int, default=4000, help="PAIRS: sets pre-aggregated")
+    parser.add_argument(
+        "--chunk-events", type=int, default=2**16, help="PAIRS: events pre-aggregated at once"
+    )
     parser.add_argument("--draws", type=int, default=2000, help="posterior draws for C2ST")
     parser.add_argument("--c2st-from", type=int, default=100, help="C2ST at N >= this")
     parser.add_argument("--json", help="also write the results here")
@@ -139,7 +147,12 @@ def main() -> None:
     generator = torch.Generator().manual_seed(11)
     observed = [toy.simulate_sets(1, n, generator)[1][0] for n in sizes + large]
     exact = [toy.exact_posterior(x).sample((options.draws,)).view(-1, 1) for x in observed]
-    args: dict[str, Any] = {"steps": options.steps, "sets": options.sets, "draws": options.draws}
+    args: dict[str, Any] = {
+        "steps": options.steps,
+        "sets": options.sets,
+        "draws": options.draws,
+        "chunk_events": options.chunk_events,
+    }
     stage1 = _run("stage1", 2, args, [])
     args["stage1"] = stage1["state"]
     print(f"PAIRS stage 1: {stage1['seconds']:.1f} s, peak +{stage1['peak_mib']:.0f} MiB")

@@ -74,7 +74,9 @@ def test_networks_are_permutation_invariant_and_ignore_padding(network):
     a, b = torch.randn(5, 2), torch.randn(3, 2)
     events, mask = pad_sets([a, b])
     out = network(events, mask)
-    assert out.shape == (2, 8)
+    assert out.shape == (2, 8 + 2) == (2, network.embedding_dim)
+    # the events' means pass through unchanged (the linear path to the posterior's location)
+    torch.testing.assert_close(out[:, 8:], torch.stack([a.mean(0), b.mean(0)]))
     torch.testing.assert_close(out[1], network(b.unsqueeze(0))[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(
         out[0], network(a[torch.randperm(5)].unsqueeze(0))[0], atol=1e-5, rtol=1e-5
@@ -116,7 +118,7 @@ def test_set_transformer_npe_trains_and_answers():
     torch.manual_seed(0)
     network = SetTransformer(1, 16, features=16, heads=2, blocks=1, inducing=4)
     npe = SetNPE(1, network=network, hidden=32, transforms=2)
-    npe.fit(TOY.simulate_sets, n_range=(1, 10), steps=300, batch_size=64, lr=3e-3, progress=False)
+    npe.fit(TOY.simulate_sets, n_range=(1, 10), steps=600, batch_size=64, lr=3e-3, progress=False)
     assert npe.info["final_loss"] < 1.5  # the prior's entropy is 1.42; exact NPE reaches ~0.9
     events = observed(10)
     assert_moments(npe.sample(events, 2000), events, z_max=4.0)
@@ -264,16 +266,15 @@ def trained() -> dict[str, object]:
     return Cache()
 
 
-_WIDE = pytest.mark.xfail(
-    reason="known shortfall: trained on N in [1, 1000] (log-uniform), the full-set NPEs' "
-    "posterior at N = 1000 is 14-31% too wide (C2ST 0.53-0.60); PAIRS serves N >= 1000",
+_ATTENTION_NOISE = pytest.mark.xfail(
+    reason="known shortfall: the set transformer's attention-pooled features add noise that "
+    "the narrow posterior at N = 1000 shows (C2ST 0.545-0.56 at 1000-2000 steps, 10-20% wide); "
+    "the deep set, PAIRS and the summed estimator pass",
     strict=False,
 )
-TABLE = [
-    (name, n) if n < 1000 else pytest.param(name, n, marks=_WIDE)
-    for name in ("deepset", "transformer")
-    for n in (1, 10, 100, 1000)
-] + [(name, n) for name in ("pairs", "summed") for n in (1, 10, 100, 1000, 10_000)]
+TABLE = [(name, n) for name in ("deepset", "transformer") for n in (1, 10, 100)]
+TABLE += [("deepset", 1000), pytest.param("transformer", 1000, marks=_ATTENTION_NOISE)]
+TABLE += [(name, n) for name in ("pairs", "summed") for n in (1, 10, 100, 1000, 10_000)]
 
 
 @pytest.mark.slow

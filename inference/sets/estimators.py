@@ -36,7 +36,8 @@ import torch
 import zuko
 from torch import Tensor, nn
 
-from ppx.inference.sets.networks import DeepSet, SetTransformer
+from ppx.inference.sets.networks import DeepSet, SetTransformer, mlp
+from ppx.inference.sets.scaling import Standardizer
 from ppx.inference.threads import torch_threads
 
 __all__ = ["SetNPE", "SetSimulator", "check_set", "log_uniform_sizes", "train_steps"]
@@ -142,9 +143,34 @@ def make_flow(theta_dim: int, context: int, flow: str, transforms: int, hidden: 
     if flow != "nsf":
         raise ValueError(f"flow must be 'nsf' or 'maf', got {flow!r}")
     splines = zuko.flows.NSF(theta_dim, context, transforms=transforms, hidden_features=features)
-    affine = zuko.flows.MaskedAutoregressiveTransform(theta_dim, context, hidden_features=features)
+    affine = ConditionalAffine(theta_dim, context, hidden)
     parts = cast("Sequence[zuko.flows.LazyTransform]", splines.transform.transforms)
     return zuko.flows.Flow([affine, *parts], splines.base)
+
+
+class ConditionalAffine(zuko.flows.LazyTransform):
+    """``theta -> (theta - shift(c)) / scale(c)``, the shift an MLP plus a linear map of ``c``.
+
+    The linear path lets the posterior's location follow the context's
+    summary features (the events' means) exactly; through ReLU layers alone
+    it is approximated, and at large ``N``, where the posterior is narrow, that
+    approximation error widens the learned posterior (by about 20% at
+    ``N = 1000`` in the conjugate toy).
+    """
+
+    def __init__(self, features: int, context: int, hidden: int) -> None:
+        super().__init__()
+        self.hyper = mlp([context, hidden, hidden, 2 * features])
+        self.linear = nn.Linear(context, features)
+        nn.init.zeros_(self.linear.weight)  # start as a plain conditional affine
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, c: Tensor | None = None) -> zuko.transforms.Transform:
+        """The affine transform given the context ``c`` ``(..., context)``."""
+        if c is None:
+            raise ValueError("ConditionalAffine needs a context")
+        shift, log_scale = self.hyper(c).chunk(2, dim=-1)
+        return zuko.transforms.MonotonicAffineTransform(shift + self.linear(c), log_scale)
 
 
 class SetNPE(nn.Module):
@@ -166,11 +192,6 @@ class SetNPE(nn.Module):
         >>> npe = SetNPE(event_dim=1).fit(toy.simulate_sets, n_range=(1, 1000))
         >>> npe.sample(events, 2000)  # events: (N, 1), 1 <= N <= 1000
     """
-
-    theta_loc: Tensor
-    theta_scale: Tensor
-    event_loc: Tensor
-    event_scale: Tensor
 
     def __init__(
         self,
@@ -201,9 +222,7 @@ class SetNPE(nn.Module):
             raise ValueError("a network module needs an int attribute embedding_dim")
         self.network: nn.Module = module
         self.flow = make_flow(theta_dim, width, flow, transforms, hidden)
-        for name, size in (("theta", theta_dim), ("event", event_dim)):
-            self.register_buffer(f"{name}_loc", torch.zeros(size))
-            self.register_buffer(f"{name}_scale", torch.ones(size))
+        self.theta_scaling, self.event_scaling = Standardizer(theta_dim), Standardizer(event_dim)
         self.n_range: tuple[int, int] | None = None
         self.info: dict[str, float | int | str] = {}
 
@@ -213,10 +232,8 @@ class SetNPE(nn.Module):
         """Set the ``theta`` and event scalings from a pilot batch of 1024 sets of 8 events."""
         theta, events = simulator(1024, 8, generator)
         self._check_batch(theta, events, 8)
-        self.theta_loc.copy_(theta.mean(0))
-        self.theta_scale.copy_(theta.std(0).clamp_min(1e-6))
-        self.event_loc.copy_(events.flatten(0, 1).mean(0))
-        self.event_scale.copy_(events.flatten(0, 1).std(0).clamp_min(1e-6))
+        self.theta_scaling.fit(theta)
+        self.event_scaling.fit(events)
 
     def _check_batch(self, theta: Tensor, events: Tensor, n: int) -> None:
         batch = theta.shape[0]
@@ -229,8 +246,8 @@ class SetNPE(nn.Module):
 
     def loss(self, theta: Tensor, events: Tensor, mask: Tensor | None = None) -> Tensor:
         """Mean negative log-density of ``theta`` ``(B, theta_dim)`` under ``q(. | set)``."""
-        context = self.network(self._scale_events(events), mask)
-        return -self.flow(context).log_prob(self._scale_theta(theta)).mean()
+        context = self.network(self.event_scaling(events), mask)
+        return -self.flow(context).log_prob(self.theta_scaling(theta)).mean()
 
     def fit(
         self,
@@ -285,23 +302,17 @@ class SetNPE(nn.Module):
 
     # -- queries ---------------------------------------------------------------------------
 
-    def _scale_events(self, events: Tensor) -> Tensor:
-        return (events - self.event_loc) / self.event_scale
-
-    def _scale_theta(self, theta: Tensor) -> Tensor:
-        return (theta - self.theta_loc) / self.theta_scale
-
     def _context(self, events: Tensor) -> Tensor:
         if self.n_range is None:
             raise ValueError("the estimator is not trained: call fit() first")
         batch = check_set(events, self.event_dim, self.n_range)
-        return self.network(self._scale_events(batch))
+        return self.network(self.event_scaling(batch))
 
     @torch.no_grad()
     def sample(self, events: Tensor, num_samples: int) -> Tensor:
         """``num_samples`` draws of ``theta`` given a set ``(N, event_dim)``: ``(S, theta_dim)``."""
         draws = self.flow(self._context(events)).sample((num_samples,))[:, 0]
-        return draws * self.theta_scale + self.theta_loc
+        return self.theta_scaling.inverse(draws)
 
     @torch.no_grad()
     def log_prob(self, theta: Tensor, events: Tensor) -> Tensor:
@@ -310,8 +321,8 @@ class SetNPE(nn.Module):
             raise ValueError(
                 f"theta must have shape (S, {self.theta_dim}), got {tuple(theta.shape)}"
             )
-        log_q = self.flow(self._context(events)).log_prob(self._scale_theta(theta))
-        return log_q - self.theta_scale.log().sum()
+        log_q = self.flow(self._context(events)).log_prob(self.theta_scaling(theta))
+        return log_q + self.theta_scaling.log_abs_det()
 
 
 def _info(

@@ -30,7 +30,7 @@ References:
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +38,7 @@ from torch.distributions import Normal
 
 from ppx.inference.sets.diagnostics import SetPosterior
 from ppx.inference.sets.estimators import _info, make_flow, train_steps
+from ppx.inference.sets.scaling import Standardizer
 from ppx.inference.sets.toy import HierarchicalGaussian
 from ppx.inference.threads import torch_threads
 
@@ -116,13 +117,6 @@ class LocalPosterior(nn.Module):
         >>> local.marginal_sample(events, set_posterior, 1000)  # (1000, N, 1)
     """
 
-    z_loc: Tensor
-    z_scale: Tensor
-    x_loc: Tensor
-    x_scale: Tensor
-    theta_loc: Tensor
-    theta_scale: Tensor
-
     def __init__(
         self,
         latent_dim: int,
@@ -140,9 +134,7 @@ class LocalPosterior(nn.Module):
             )
         self.dims = {"z": latent_dim, "x": event_dim, "theta": theta_dim}
         self.flow = make_flow(latent_dim, event_dim + theta_dim, flow, transforms, hidden)
-        for name, size in self.dims.items():
-            self.register_buffer(f"{name}_loc", torch.zeros(size))
-            self.register_buffer(f"{name}_scale", torch.ones(size))
+        self.scaling = nn.ModuleDict({name: Standardizer(size) for name, size in self.dims.items()})
         self.trained = False
         self.info: dict[str, float | int | str] = {}
 
@@ -153,9 +145,12 @@ class LocalPosterior(nn.Module):
                 f"{name} must have a last dimension of {size}, got {tuple(value.shape)}"
             )
 
+    def _scaling(self, name: str) -> Standardizer:
+        return cast(Standardizer, self.scaling[name])
+
     def _scale(self, name: str, value: Tensor) -> Tensor:
         self._check(name, value)
-        return (value - getattr(self, f"{name}_loc")) / getattr(self, f"{name}_scale")
+        return self._scaling(name)(value)
 
     def _context(self, x: Tensor, theta: Tensor) -> Tensor:
         x, theta = self._scale("x", x), self._scale("theta", theta)
@@ -202,8 +197,7 @@ class LocalPosterior(nn.Module):
                         f"the simulator returned {name} {tuple(value.shape)}, expected "
                         f"(4096, {self.dims[name]})"
                     )
-                getattr(self, f"{name}_loc").copy_(value.mean(0))
-                getattr(self, f"{name}_scale").copy_(value.std(0).clamp_min(1e-6))
+                self._scaling(name).fit(value)
 
             def step_loss(step: int) -> Tensor:
                 return self.loss(*simulator(batch_size, generator))
@@ -224,14 +218,14 @@ class LocalPosterior(nn.Module):
         """Draws of ``z`` given ``x`` ``(..., d)`` and ``theta`` ``(..., p)``: ``(S, ..., k)``."""
         self._ready()
         draws = self.flow(self._context(x, theta)).sample((num_samples,))
-        return draws * self.z_scale + self.z_loc
+        return self._scaling("z").inverse(draws)
 
     @torch.no_grad()
     def log_prob(self, z: Tensor, x: Tensor, theta: Tensor) -> Tensor:
         """``log q(z | x, theta)`` for broadcastable ``(..., k)``, ``(..., d)``, ``(..., p)``."""
         self._ready()
         log_q = self.flow(self._context(x, theta)).log_prob(self._scale("z", z))
-        return log_q - self.z_scale.log().sum()
+        return log_q + self._scaling("z").log_abs_det()
 
     @torch.no_grad()
     def sample_given_set(self, events: Tensor, theta_draws: Tensor) -> Tensor:
@@ -248,7 +242,7 @@ class LocalPosterior(nn.Module):
                 f"{tuple(theta_draws.shape)}"
             )
         context = self._context(events.unsqueeze(0), theta_draws.unsqueeze(1))  # (S, N, d + p)
-        return self.flow(context).sample() * self.z_scale + self.z_loc
+        return self._scaling("z").inverse(self.flow(context).sample())
 
     @torch.no_grad()
     def marginal_sample(

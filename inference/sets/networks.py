@@ -4,7 +4,13 @@ Both map a padded batch of sets ``(B, N_max, event_dim)`` with a mask
 ``(B, N_max)`` (``True`` for real events) to an embedding ``(B, embedding_dim)``.
 Both take the set size as an input: ``log N`` is appended to the pooled
 features before the head, since the posterior's width depends on ``N`` while
-a mean does not show it. All modules here are written by hand on
+a mean does not show it. Both also pool the (standardised) events themselves
+next to the learned features: the means of the events are then exact in the
+embedding. A ReLU encoder only approximates a linear feature, and at large
+``N`` that approximation, not the sampling noise, sets the width: the
+posterior of a location shrinks as ``1 / sqrt(N)`` and needs the mean to that
+precision (without the skip, the deep set's posterior at ``N = 1000`` came
+out 14-31% too wide). All modules here are written by hand on
 ``torch.nn`` (the attention blocks on :class:`torch.nn.MultiheadAttention`).
 
 :class:`DeepSet` splits into :meth:`DeepSet.pool` (per-event ``phi`` then the
@@ -76,7 +82,7 @@ def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
 
 
 class DeepSet(nn.Module):
-    """``rho([mean_i phi(x_i), log N])``: the mean-pool deep set.
+    """``rho([mean_i (x_i, phi(x_i)), log N])``: the mean-pool deep set with a linear skip.
 
     Arguments:
         event_dim: features of one event.
@@ -95,23 +101,23 @@ class DeepSet(nn.Module):
         depth: int = 2,
     ) -> None:
         super().__init__()
-        self.event_dim, self.embedding_dim, self.phi_features = (
-            event_dim,
-            embedding_dim,
-            phi_features,
-        )
+        self.event_dim, self.phi_features = event_dim, phi_features
+        self.embedding_dim = embedding_dim + event_dim  # rho's output, then the events' means
         self.phi = mlp([event_dim, *[hidden] * depth, phi_features])
-        self.rho = mlp([phi_features + 1, *[hidden] * depth, embedding_dim])
+        self.rho = mlp([event_dim + phi_features + 1, *[hidden] * depth, embedding_dim])
 
     def pool(self, events: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``[mean_i phi(x_i), log N]``: ``(B, phi_features + 1)``, what PAIRS pre-aggregates."""
+        """``[mean_i (x_i, phi(x_i)), log N]``: ``(B, event_dim + phi_features + 1)``.
+
+        This is what PAIRS pre-aggregates.
+        """
         full = _full_mask(events, mask)
-        pooled = masked_mean(self.phi(events), full)
+        pooled = masked_mean(torch.cat([events, self.phi(events)], dim=-1), full)
         return torch.cat([pooled, full.sum(1, keepdim=True).to(pooled.dtype).log()], dim=1)
 
     def head(self, pooled: Tensor) -> Tensor:
-        """``rho`` on pooled features: ``(B, embedding_dim)``."""
-        return self.rho(pooled)
+        """``[rho(pooled), events' means]``: ``(B, embedding_dim)``."""
+        return torch.cat([self.rho(pooled), pooled[:, : self.event_dim]], dim=1)
 
     def forward(self, events: Tensor, mask: Tensor | None = None) -> Tensor:
         """Embed a padded batch of sets: ``(B, N, event_dim)`` -> ``(B, embedding_dim)``."""
@@ -150,7 +156,8 @@ class _InducedAttention(nn.Module):
 
 
 class SetTransformer(nn.Module):
-    """Induced set attention blocks, pooling by attention (PMA), then ``log N`` and an MLP.
+    """Induced set attention blocks, pooling by attention (PMA), then the events' mean,
+    ``log N`` and an MLP.
 
     Induced attention (ISAB) keeps the cost linear in ``N``, so sets of 10^4
     events fit; plain self-attention would be quadratic.
@@ -176,14 +183,15 @@ class SetTransformer(nn.Module):
         super().__init__()
         if features % heads:
             raise ValueError(f"features ({features}) must be a multiple of heads ({heads})")
-        self.event_dim, self.embedding_dim = event_dim, embedding_dim
+        self.event_dim = event_dim
+        self.embedding_dim = embedding_dim + event_dim  # rho's output, then the events' means
         self.embed = mlp([event_dim, features, features])
         self.blocks = nn.ModuleList(
             _InducedAttention(features, heads, inducing) for _ in range(blocks)
         )
         self.seed = nn.Parameter(torch.randn(1, 1, features) / math.sqrt(features))
         self.pooling = _Attention(features, heads)
-        self.rho = mlp([features + 1, 2 * features, embedding_dim])
+        self.rho = mlp([features + event_dim + 1, 2 * features, embedding_dim])
 
     def forward(self, events: Tensor, mask: Tensor | None = None) -> Tensor:
         """Embed a padded batch of sets: ``(B, N, event_dim)`` -> ``(B, embedding_dim)``."""
@@ -193,4 +201,5 @@ class SetTransformer(nn.Module):
             h = block(h, full)
         pooled = self.pooling(self.seed.expand(h.shape[0], -1, -1), h, full)[:, 0]
         log_n = full.sum(1, keepdim=True).to(pooled.dtype).log()
-        return self.rho(torch.cat([pooled, log_n], dim=1))
+        means = masked_mean(events, full)
+        return torch.cat([self.rho(torch.cat([pooled, means, log_n], dim=1)), means], dim=1)

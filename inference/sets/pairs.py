@@ -4,7 +4,7 @@ Stage 1 trains a :class:`~ppx.inference.sets.estimators.SetNPE` with a
 :class:`~ppx.inference.sets.networks.DeepSet` on sets of size 1 and 2: pairs
 are enough to teach the per-event encoder ``phi`` which features to pool.
 Stage 2 freezes ``phi``, simulates sets over the target range of sizes once,
-stores each set's pooled features ``[mean_i phi(x_i), log N]`` (a vector whose
+stores each set's pooled features ``[mean_i (x_i, phi(x_i)), log N]`` (a vector whose
 size does not depend on ``N``) and fine-tunes only the head ``rho`` and the
 flow on them for many epochs. The cost of a fine-tuning step is then the same
 at ``N = 10`` and ``N = 10^4``; only the one-off simulation and encoding pass
@@ -101,7 +101,7 @@ class PAIRS(SetNPE):
         simulator: SetSimulator,
         sizes: Tensor,
         generator: torch.Generator,
-        max_events: int = 2**20,
+        max_events: int = 2**16,
     ) -> tuple[Tensor, Tensor]:
         """Simulate a set per entry of ``sizes``, pool each once: ``theta`` ``(M, p)``, features.
 
@@ -121,7 +121,7 @@ class PAIRS(SetNPE):
             self._check_batch(theta, events, n)
             mask = torch.arange(n).unsqueeze(0) < order[begin:end].unsqueeze(1)
             thetas.append(theta)
-            pooled.append(self.network.pool(self._scale_events(events), mask))
+            pooled.append(self.network.pool(self.event_scaling(events), mask))
             begin = end
         return torch.cat(thetas), torch.cat(pooled)
 
@@ -135,6 +135,7 @@ class PAIRS(SetNPE):
         batch_size: int = 512,
         lr: float = 1e-3,
         seed: int = 1,
+        max_events: int = 2**16,
         progress: bool = True,
         threads: int | None = None,
     ) -> PAIRS:
@@ -148,6 +149,9 @@ class PAIRS(SetNPE):
             batch_size: pooled sets per step.
             lr: Adam's initial learning rate (cosine decay to zero).
             seed: seeds the simulations and the minibatches.
+            max_events: events simulated and encoded at once while pre-aggregating;
+                its peak memory grows as ``max_events`` times ``phi``'s width (the
+                default, 2^16, is also :meth:`SetNPE.fit`'s cap of events per step).
             progress: show a tqdm bar.
             threads: torch threads.
 
@@ -166,9 +170,9 @@ class PAIRS(SetNPE):
             parameter.requires_grad_(False)
         with torch_threads(threads):
             start = time.perf_counter()
-            theta, pooled = self.preaggregate(simulator, sizes, generator)
+            theta, pooled = self.preaggregate(simulator, sizes, generator, max_events)
             aggregated = time.perf_counter() - start
-            target = self._scale_theta(theta)
+            target = self.theta_scaling(theta)
 
             def step_loss(step: int) -> Tensor:
                 batch = torch.randint(len(target), (batch_size,), generator=generator)

@@ -18,7 +18,10 @@ branching fractions do not depend on ``P``) on a pool of single simulated events
 (:class:`EventPool`), and evaluates ``sum_i log p(x_i | theta)`` on a fixed grid of
 ``theta`` in one batched call per chunk (:meth:`EventLikelihood.grid_log_likelihood`).
 :func:`coverage` turns the grid posteriors of many ensembles into central credible
-intervals and compares their empirical coverage with the nominal level.
+intervals and compares their empirical coverage with the nominal level. For the tau
+polarisation, whose likelihood is linear in ``P``, the per-event flow is replaced by
+:class:`~ppx.inference.sets.polarimeter.LinearLikelihood` (its bias does not add up
+over the events; see docs/sets_physics.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -168,6 +172,12 @@ def calorimeter_events(
             out[i, 0] = float(calo.deposit(electron).sum())
         out += noise * math.sqrt(cells) * torch.randn(a.numel(), 1)
     return out
+
+
+class GridLikelihood(Protocol):
+    """Anything that gives a set's summed log-likelihood on a grid of ``theta``."""
+
+    def grid_log_likelihood(self, events: Tensor, grid: Tensor) -> Tensor: ...
 
 
 @dataclass
@@ -323,7 +333,7 @@ class CoverageRow:
 
 
 def coverage(
-    likelihood: EventLikelihood,
+    likelihood: GridLikelihood,
     theta: Tensor,
     sets: Sequence[Tensor],
     grid: Tensor,
@@ -332,7 +342,8 @@ def coverage(
     """Coverage of central credible intervals (flat prior over ``grid``) over many sets.
 
     Arguments:
-        likelihood: the per-event estimators.
+        likelihood: the per-event estimators (an :class:`EventLikelihood`, or a
+            :class:`~ppx.inference.sets.polarimeter.LinearLikelihood` for a polarisation).
         theta: ``(M,)`` true parameters, drawn from the (uniform) prior.
         sets: ``M`` sets ``(N, d)`` of one size ``N``, set ``m`` simulated at ``theta[m]``.
         grid: the fixed ``theta`` grid spanning the prior's support.

@@ -50,6 +50,7 @@ from ppx.inference.sets.estimators import (
     train_steps,
 )
 from ppx.inference.sets.networks import mlp
+from ppx.inference.sets.scaling import Standardizer
 from ppx.inference.threads import torch_threads
 
 __all__ = ["SummedEstimator"]
@@ -76,11 +77,6 @@ class SummedEstimator(nn.Module):
         >>> summed.sample(events, 2000)  # events: (N, 1), any N >= 1
     """
 
-    theta_loc: Tensor
-    theta_scale: Tensor
-    event_loc: Tensor
-    event_scale: Tensor
-
     def __init__(
         self,
         event_dim: int,
@@ -106,16 +102,14 @@ class SummedEstimator(nn.Module):
             self.net: nn.Module = make_flow(event_dim, 1, "nsf", transforms, hidden)
         else:
             self.net = mlp([event_dim + 1, hidden, hidden, hidden, 1])
-        for name, size in (("theta", 1), ("event", event_dim)):
-            self.register_buffer(f"{name}_loc", torch.zeros(size))
-            self.register_buffer(f"{name}_scale", torch.ones(size))
+        self.theta_scaling, self.event_scaling = Standardizer(1), Standardizer(event_dim)
         self.trained = False
         self.info: dict[str, float | int | str] = {}
 
     def event_log_ratio(self, theta: Tensor, events: Tensor) -> Tensor:
         """``log p(x | theta)`` + const(x): ``(S, 1)``, ``(N, d)`` -> ``(S, N)``."""
-        t = ((theta - self.theta_loc) / self.theta_scale).unsqueeze(1)  # (S, 1, 1)
-        x = ((events - self.event_loc) / self.event_scale).unsqueeze(0)  # (1, N, d)
+        t = self.theta_scaling(theta).unsqueeze(1)  # (S, 1, 1)
+        x = self.event_scaling(events).unsqueeze(0)  # (1, N, d)
         t, x = t.expand(-1, x.shape[1], -1), x.expand(t.shape[0], -1, -1)
         if self.method == "nle":
             return self.net(t).log_prob(x)
@@ -132,8 +126,7 @@ class SummedEstimator(nn.Module):
 
     def event_log_ratio_pairs(self, theta: Tensor, x: Tensor) -> Tensor:
         """The per-event term for matched pairs ``theta`` ``(B, 1)``, ``x`` ``(B, d)``: ``(B,)``."""
-        t = (theta - self.theta_loc) / self.theta_scale
-        x = (x - self.event_loc) / self.event_scale
+        t, x = self.theta_scaling(theta), self.event_scaling(x)
         if self.method == "nle":
             return self.net(t).log_prob(x)
         return self.net(torch.cat([t, x], -1))[:, 0]
@@ -170,10 +163,8 @@ class SummedEstimator(nn.Module):
                     f"the simulator returned theta {tuple(theta.shape)}, events "
                     f"{tuple(events.shape)}; expected (4096, 1) and (4096, 1, {self.event_dim})"
                 )
-            self.theta_loc.copy_(theta.mean(0))
-            self.theta_scale.copy_(theta.std(0))
-            self.event_loc.copy_(events[:, 0].mean(0))
-            self.event_scale.copy_(events[:, 0].std(0).clamp_min(1e-6))
+            self.theta_scaling.fit(theta)
+            self.event_scaling.fit(events)
 
             def step_loss(step: int) -> Tensor:
                 theta, events = simulator(batch_size, 1, generator)
