@@ -28,6 +28,7 @@ from ppx.inference.chains import ChainCheckpoint, ChainChunk, ChainConfig, advan
 from ppx.inference.empirical import Empirical
 from ppx.inference.executor import Arguments, progress_bar, run_chunks
 from ppx.inference.records import Record
+from ppx.provenance import Provenance, collect, find
 
 if TYPE_CHECKING:
     from distributed import Client, WorkerPlugin
@@ -85,6 +86,7 @@ def run_chains(
     out: str | Path | None = None,
     progress: bool | None = None,
     metadata: Mapping[str, object] | None = None,
+    provenance: Provenance | None = None,
 ) -> Empirical:
     """Run ``chains`` chains of ``config`` and gather them into one posterior.
 
@@ -105,6 +107,8 @@ def run_chains(
             the same settings, except the seed: the unfinished job's is kept).
         progress: show a progress bar of kernel steps (default: when stderr is a terminal).
         metadata: facts stored with the posterior.
+        provenance: the posterior's record (default: of ``config``'s seed and model);
+            a resumed job keeps the unfinished job's record, with this one appended.
 
     Returns:
         The records of all chains, chain by chain, with ``acceptance`` (after
@@ -115,7 +119,7 @@ def run_chains(
         ChainsInterrupted: Ctrl-C; the work done so far is saved to ``out``.
     """
     output = None if out is None else _Output(out, config.settings() | {"chains": chains})
-    job = _Job(config, chains, metadata)
+    job = _Job(config, chains, metadata, provenance)
     if output is not None:  # an unfinished job continues, with its seed
         job.resume(output)
     steps_done = sum(start.steps for start in job.starts)
@@ -246,7 +250,11 @@ class _Job:
     """The chains' records and checkpoints as chunks come in."""
 
     def __init__(
-        self, config: ChainConfig, chains: int, metadata: Mapping[str, object] | None
+        self,
+        config: ChainConfig,
+        chains: int,
+        metadata: Mapping[str, object] | None,
+        provenance: Provenance | None,
     ) -> None:
         self.config = config
         self.chains = chains
@@ -254,6 +262,7 @@ class _Job:
         self.chain_ids: list[int] = []
         self.checkpoints: dict[int, ChainCheckpoint] = {}
         self.info = dict(metadata or {})
+        self.provenance = provenance or collect(seed=config.seed, simulator=config.spec)
 
     @property
     def total_steps(self) -> int:
@@ -268,6 +277,10 @@ class _Job:
     def resume(self, output: _Output) -> None:
         """Continue the unfinished job saved in ``output`` (if any), with its seed."""
         self.config, self.records, self.chain_ids, self.checkpoints = output.resume(self.config)
+        if self.checkpoints:  # the unfinished job's record first, then this run's
+            this = replace(self.provenance, seed=self.config.seed)
+            earlier = find(output.path) if output.path.exists() else None
+            self.provenance = this if earlier is None else earlier.appended(this)
 
     def add(self, chunk: ChainChunk) -> int:
         """Take in a chunk; the number of steps it advanced its chain by."""
@@ -293,7 +306,8 @@ class _Job:
         self.info.update(_chain_facts(self.config, self.starts))
         order = np.argsort(np.asarray(self.chain_ids), kind="stable")
         records = [self.records[i] for i in order]
-        return Empirical(records, chain=np.asarray(self.chain_ids)[order], metadata=self.info)
+        chain = np.asarray(self.chain_ids)[order]
+        return Empirical(records, chain=chain, metadata=self.info, provenance=self.provenance)
 
 
 def _chain_facts(config: ChainConfig, ordered: list[ChainCheckpoint]) -> dict[str, object]:

@@ -13,7 +13,10 @@ Defaults:
   user set ``OMP_NUM_THREADS``: see :mod:`ppx.inference.threads`), every
   worker watched by a nanny (a killed worker is restarted). The
   scheduler, workers and dashboard listen on 127.0.0.1 only (random ports);
-  ``allow_remote=True`` binds 0.0.0.0 instead.
+  ``allow_remote=True`` binds 0.0.0.0 instead. The workers ignore Ctrl-C (this
+  process stops the job and closes them), say nothing of the tasks cancelled
+  then, and have time to close their simulators before the cluster ends (see
+  :mod:`ppx.inference.local_workers`).
 - ``scheduler="tcp://host:port"`` (or ``scheduler_file=``): join a cluster that
   is already running. Only the client is closed on exit, never the cluster.
 - ``hpc="slurm"`` or ``"pbs"``: a dask-jobqueue cluster (``pip install
@@ -50,6 +53,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import dask.config
 from distributed import Client, LocalCluster, Nanny
 
+from ppx.inference.interrupts import sigint_ignored
+from ppx.inference.local_workers import PatientNanny, QuietWorkers
 from ppx.inference.threads import ENV, worker_threads
 
 if TYPE_CHECKING:
@@ -136,9 +141,24 @@ def open_client(
             cluster = stack.enter_context(_hpc_cluster(hpc, hpc_jobs, hpc_options or {}))
             client = Client(cluster)
         else:
-            cluster = stack.enter_context(LocalCluster(**local_options(n_workers, allow_remote)))
-            client = Client(cluster)
+            client = _local_client(stack, n_workers, allow_remote)
         yield stack.enter_context(client)
+
+
+def _local_client(stack: contextlib.ExitStack, n_workers: int | None, allow_remote: bool) -> Client:
+    """A client of a new local cluster that ``stack`` closes (the client first, then the cluster).
+
+    The workers start ignoring SIGINT: a terminal's Ctrl-C is this process's to handle.
+    """
+    with sigint_ignored():
+        cluster = stack.enter_context(LocalCluster(**local_options(n_workers, allow_remote)))
+    client = Client(cluster)
+    try:
+        client.register_plugin(QuietWorkers(), name=QuietWorkers.name)
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 def local_options(n_workers: int | None = None, allow_remote: bool = False) -> LocalOptions:
@@ -148,7 +168,7 @@ def local_options(n_workers: int | None = None, allow_remote: bool = False) -> L
         "n_workers": n_workers or min(2, os.cpu_count() or 1),
         "threads_per_worker": 1,
         "processes": True,
-        "worker_class": Nanny,
+        "worker_class": PatientNanny,
         "host": host,
         "dashboard_address": f"{host}:0",
         "silence_logs": logging.WARNING,

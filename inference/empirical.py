@@ -23,6 +23,7 @@ from ppx.inference.statistics import (
     quiet_log,
     weighted_quantile,
 )
+from ppx.provenance import Provenance, collect
 
 if TYPE_CHECKING:
     import pandas
@@ -46,6 +47,8 @@ class Empirical:
         metadata: JSON-able facts (engine, model, observations, acceptance
             rates...) kept in their JSON form (numpy values become numbers and
             lists, tuples become lists) and saved with the posterior.
+        provenance: what produced the records (seed, simulator, versions); the
+            engines set it, :meth:`save` stores it.
 
     Attributes:
         traces: the records, Trace objects or dicts (dicts after :meth:`load`).
@@ -53,6 +56,7 @@ class Empirical:
         weights: the normalised weights.
         chain: int64 array of the chain ids.
         metadata: the metadata dict.
+        provenance: the :class:`~ppx.provenance.Provenance` record, or ``None``.
 
     Example:
         >>> post = ppx.inference.importance_sampling(model, observe={"obs0": 8.0}, num_traces=1000)
@@ -66,6 +70,7 @@ class Empirical:
         log_weights: Sequence[float] | np.ndarray | None = None,
         chain: Sequence[int] | np.ndarray | None = None,
         metadata: Mapping[str, object] | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         if len(records) == 0:
             raise ValueError("an Empirical needs at least one record")
@@ -73,6 +78,7 @@ class Empirical:
         self.log_weights = _per_record(log_weights, len(self.traces), "log weights", np.float64)
         self.chain = _per_record(chain, len(self.traces), "chain ids", np.int64)
         self.metadata: dict[str, Any] = json.loads(to_json(metadata or {}))  # JSON values
+        self.provenance = provenance
         if not np.isfinite(self.log_weights).any():
             raise ValueError(
                 "every trace has zero weight (log weight -inf or NaN): the observations are "
@@ -239,13 +245,19 @@ class Empirical:
         ):
             return arviz.summary(data, **kwargs)
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, provenance: Provenance | None = None) -> None:
         """Write the posterior to an HDF5 file (layout: :mod:`ppx.inference.hdf5`).
+
+        Arguments:
+            path: the file (overwritten).
+            provenance: the record to store (default: :attr:`provenance`, else one
+                of this process with no seed or simulator known).
 
         Raises:
             TypeError: a value is not numeric.
         """
-        write_records(path, self.traces, self.log_weights, self.chain, self.metadata)
+        record = provenance or self.provenance or collect()
+        write_records(path, self.traces, self.log_weights, self.chain, self.metadata, record)
 
     @classmethod
     def load(cls, path: str | Path) -> Empirical:
@@ -267,7 +279,9 @@ class Empirical:
             records, metadata = read_prior(Path(path))
             return cls(records, metadata=metadata)
         stored = read_records(path)
-        return cls(stored.records, stored.log_weights, stored.chain, stored.metadata)
+        return cls(
+            stored.records, stored.log_weights, stored.chain, stored.metadata, stored.provenance
+        )
 
     @classmethod
     def merge(cls, posteriors: Iterable[Empirical], *, renumber_chains: bool = False) -> Empirical:

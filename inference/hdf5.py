@@ -3,7 +3,8 @@
 Layout of a file::
 
     attrs           ppx_format = "ppx.Empirical", format_version = 1,
-                    num_records, metadata (a JSON string)
+                    num_records, metadata (a JSON string), ppx_provenance
+                    (a JSON string: :mod:`ppx.provenance`)
     /log_weights    float64 [N]        unnormalised log weight of each record
     /chain          int64   [N]        MCMC chain id of each record
     /values/<key>   [n, *shape]        the stacked values of ``key`` in the records that
@@ -40,6 +41,7 @@ import numpy as np
 
 from ppx.inference.metadata import to_json
 from ppx.inference.records import Record, numeric, record_keys, stack, union_keys
+from ppx.provenance import Provenance, read_hdf5, write_hdf5
 
 __all__ = [
     "FORMAT",
@@ -67,12 +69,14 @@ class StoredRecords:
         log_weights: float64 ``[N]``.
         chain: int64 ``[N]``.
         metadata: the decoded JSON metadata.
+        provenance: what produced the posterior (``None``: the file has no record).
     """
 
     records: list[dict[str, np.ndarray]]
     log_weights: np.ndarray
     chain: np.ndarray
     metadata: dict[str, object]
+    provenance: Provenance | None = None
 
 
 def write_records(
@@ -81,6 +85,7 @@ def write_records(
     log_weights: np.ndarray | None = None,
     chain: np.ndarray | None = None,
     metadata: Mapping[str, object] | None = None,
+    provenance: Provenance | None = None,
 ) -> None:
     """Write ``records`` to ``path`` in the layout of this module.
 
@@ -90,6 +95,7 @@ def write_records(
         log_weights: one per record (default: all 0, equal weights).
         chain: one chain id per record (default: all 0).
         metadata: JSON-able facts stored with the records.
+        provenance: what produced them (stored when given).
 
     Raises:
         TypeError: a value is not numeric, or the metadata are not JSON-able.
@@ -103,6 +109,8 @@ def write_records(
         file.attrs["format_version"] = FORMAT_VERSION
         file.attrs["num_records"] = size
         file.attrs["metadata"] = to_json(metadata or {})
+        if provenance is not None:
+            write_hdf5(file, provenance)
         file["log_weights"] = np.zeros(size) if log_weights is None else log_weights
         file["chain"] = np.zeros(size, np.int64) if chain is None else chain
         values = file.create_group("values", track_order=True)
@@ -141,7 +149,11 @@ def read_records(path: str | Path) -> StoredRecords:
                 records[index][key] = value
         metadata = json.loads(string_attribute(file, "metadata", path))
         return StoredRecords(
-            records, array(file, "log_weights", path), array(file, "chain", path), metadata
+            records,
+            array(file, "log_weights", path),
+            array(file, "chain", path),
+            metadata,
+            read_hdf5(file, str(path)),
         )
 
 

@@ -36,6 +36,7 @@ from ppx.inference.records import (
     record_of,
 )
 from ppx.inference.statistics import RunningESS, log_density
+from ppx.provenance import Provenance, collect
 from ppx.trace import Trace
 
 if TYPE_CHECKING:
@@ -152,11 +153,13 @@ def importance_sampling(
     tasks: Iterable[Arguments]
     if client is None:
         local = model.cached() if isinstance(model, ModelSpec) else model
+        record = collect(seed=seed, simulator=local)
         function = _RunsHere(local, observe, proposal)
         tasks = itertools.repeat((), num_traces)  # one trace a chunk: the bar moves per trace
     else:
         function = importance_chunk
         spec, observed = ModelSpec.of(model), dict(observe)
+        record = collect(seed=seed, simulator=model)
         sizes = [min(chunk_size, num_traces - start) for start in range(0, num_traces, chunk_size)]
         tasks = [(spec, observed, size, proposal, (seed, k)) for k, size in enumerate(sizes)]
     chunks: list[WeightedRecords] = []
@@ -172,7 +175,7 @@ def importance_sampling(
                     if ess is not None and running.ess >= ess:
                         break
     except KeyboardInterrupt as interrupt:
-        partial_posterior = _posterior(chunks) if chunks else None
+        partial_posterior = _posterior(chunks, record) if chunks else None
         raise Interrupted(
             f"importance sampling interrupted after {running.count} traces", partial_posterior
         ) from interrupt
@@ -182,7 +185,7 @@ def importance_sampling(
             f"{running.ess:.0f}, short of the {ess:g} asked for",
             stacklevel=2,
         )
-    return _posterior(chunks)
+    return _posterior(chunks, record)
 
 
 @contextlib.contextmanager
@@ -204,10 +207,11 @@ def _fewer_collections(client: Client | None, threshold: int = 50_000) -> Iterat
         gc.set_threshold(*old)
 
 
-def _posterior(chunks: Sequence[WeightedRecords]) -> Empirical:
+def _posterior(chunks: Sequence[WeightedRecords], provenance: Provenance) -> Empirical:
     records = [record for chunk in chunks for record in chunk[0]]
     log_weights = [weight for chunk in chunks for weight in chunk[1]]
-    return Empirical(records, log_weights, metadata={"engine": "importance_sampling"})
+    metadata = {"engine": "importance_sampling"}
+    return Empirical(records, log_weights, metadata=metadata, provenance=provenance)
 
 
 class _ImportanceBar:

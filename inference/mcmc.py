@@ -16,6 +16,7 @@ from ppx.inference.empirical import Empirical
 from ppx.inference.executor import dask_client
 from ppx.inference.records import Observations, Value, to_numpy
 from ppx.inference.rmh_kernel import Proposal
+from ppx.provenance import collect
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -135,6 +136,7 @@ def rmh(
             out=out,
             progress=progress,
             metadata=metadata,
+            provenance=collect(seed=seed, simulator=model),
         )
 
 

@@ -216,21 +216,27 @@ class RMHKernel:
         self.adapt_steps = adapt_steps
 
     def init(self, max_tries: int = 1000) -> RMHState:
-        """A first state: a prior run with non-zero likelihood.
+        """A first state: a prior run with non-zero likelihood and valid parameters.
 
         Raises:
             UnknownObservation: an observed name that no draw of the first run has.
-            RuntimeError: ``max_tries`` runs all had zero likelihood.
+            RuntimeError: ``max_tries`` runs all had zero likelihood or invalid parameters.
         """
-        for attempt in range(max_tries):
-            trace = self.model.run(observe=self.observe)
-            if attempt == 0:
+        checked = False
+        for _ in range(max_tries):
+            try:
+                trace = self.model.run(observe=self.observe)
+            except InvalidDistribution:  # this prior draw lies outside the model's domain
+                continue
+            if not checked:
                 check_observed(trace, self.observe, self.model.name)
+                checked = True
             if math.isfinite(trace.log_likelihood):
                 return RMHState(trace)
         raise RuntimeError(
-            f"{max_tries} prior runs of {self.model.name!r} all gave zero likelihood for "
-            f"the observations {sorted(self.observe)}; check their values and names"
+            f"{max_tries} prior runs of {self.model.name!r} all gave zero likelihood or "
+            f"invalid parameters for the observations {sorted(self.observe)}; check their "
+            "values and names"
         )
 
     def propose(

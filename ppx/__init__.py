@@ -30,8 +30,10 @@ from ppx.errors import (
     PPXError,
     ProtocolError,
     SimulatorCrashed,
+    SimulatorDisconnected,
     SimulatorError,
     SimulatorTimeout,
+    TraceTooLong,
     UnsupportedDistribution,
 )
 from ppx.simulator.primitives import observe, sample, sampler, scope, tag
@@ -55,9 +57,11 @@ __all__ = [
     "RemoteModel",
     "ReplayController",
     "SimulatorCrashed",
+    "SimulatorDisconnected",
     "SimulatorError",
     "SimulatorTimeout",
     "Trace",
+    "TraceTooLong",
     "UnsupportedDistribution",
     "observe",
     "sample",

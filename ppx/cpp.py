@@ -9,6 +9,8 @@ the argv that serves one, for :meth:`ppx.RemoteModel.spawn`::
 The build needs cmake, a C++17 compiler, libzmq and the flatbuffers headers
 2.0.8 (Debian/Ubuntu: ``cmake g++ libzmq3-dev libflatbuffers-dev``); it is the
 same as ``cmake -S simulators/cpp -B build/cpp && cmake --build build/cpp``.
+``sanitize=True`` builds them with AddressSanitizer and UndefinedBehaviorSanitizer
+(``-DPPX_SANITIZE=ON``) in a folder of their own, ``build/cpp-sanitize``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
@@ -42,7 +45,7 @@ def _source() -> Path:
 
 SOURCE = _source()
 #: The programs the build makes; all but ``pingpong`` are PPX simulators.
-SIMULATORS = ("gaussian", "branching", "rejection", "faulty", "roundtrip", "pingpong")
+SIMULATORS = ("gaussian", "branching", "rejection", "faulty", "truncated", "roundtrip", "pingpong")
 
 # What the build needs: (what to look for, the Debian package that provides it).
 _TOOLS = (("cmake", "cmake"), ("c++", "g++"))
@@ -87,11 +90,19 @@ def _compiles(source: str) -> bool:
     return done.returncode == 0
 
 
-def build_cpp_simulators(build_dir: str | os.PathLike | None = None) -> Path:
+def build_cpp_simulators(
+    build_dir: str | os.PathLike | None = None,
+    *,
+    sanitize: bool = False,
+    targets: Sequence[str] = (),
+) -> Path:
     """Build (or bring up to date) the C++ simulators; return the folder of the programs.
 
     Arguments:
-        build_dir: CMake's build folder (default: :func:`default_build_dir`).
+        build_dir: CMake's build folder (default: :func:`default_build_dir`,
+            with ``-sanitize`` appended for a sanitized build).
+        sanitize: build with AddressSanitizer and UndefinedBehaviorSanitizer.
+        targets: build only these programs (default: all of :data:`SIMULATORS`).
 
     Raises:
         CppBuildError: a tool or header is missing (naming the Debian package),
@@ -100,12 +111,19 @@ def build_cpp_simulators(build_dir: str | os.PathLike | None = None) -> Path:
     missing = missing_toolchain()
     if missing is not None:
         raise CppBuildError(f"cannot build the C++ simulators: {missing}")
+    unknown = sorted(set(targets) - set(SIMULATORS))
+    if unknown:
+        raise ValueError(f"unknown C++ programs {unknown}; choose from {', '.join(SIMULATORS)}")
     build = Path(build_dir) if build_dir is not None else default_build_dir()
+    if build_dir is None and sanitize:
+        build = build.with_name(build.name + "-sanitize")
     build.mkdir(parents=True, exist_ok=True)
+    sanitizing = f"-DPPX_SANITIZE={'ON' if sanitize else 'OFF'}"
+    only = ["--target", *targets] if targets else []
     with open(build / ".ppx-build.lock", "w") as lock:  # one build at a time per folder
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _cmake(["-S", str(SOURCE), "-B", str(build)])
-        _cmake(["--build", str(build), "-j", "2"])
+        _cmake(["-S", str(SOURCE), "-B", str(build), sanitizing])
+        _cmake(["--build", str(build), "-j", "2", *only])
     return build / "bin"
 
 
@@ -117,19 +135,25 @@ def _cmake(arguments: list[str]) -> None:
 
 
 @functools.cache
-def _built(build_dir: Path | None) -> Path:
-    return build_cpp_simulators(build_dir)
+def _built(build_dir: Path | None, sanitize: bool) -> Path:
+    return build_cpp_simulators(build_dir, sanitize=sanitize)
 
 
-def cpp_simulator(name: str, *args: str, build_dir: str | os.PathLike | None = None) -> list[str]:
+def cpp_simulator(
+    name: str,
+    *args: str,
+    build_dir: str | os.PathLike | None = None,
+    sanitize: bool = False,
+) -> list[str]:
     """The argv serving the C++ simulator ``name`` (built on first use), for ``spawn``.
 
     Arguments:
         name: one of :data:`SIMULATORS` (``"gaussian"``, ``"branching"``, ...).
         args: further command-line arguments of the program.
         build_dir: CMake's build folder (default: :func:`default_build_dir`).
+        sanitize: the AddressSanitizer and UndefinedBehaviorSanitizer build.
     """
     if name not in SIMULATORS:
         raise ValueError(f"unknown C++ simulator {name!r}; choose from {', '.join(SIMULATORS)}")
-    folder = _built(None if build_dir is None else Path(build_dir))
+    folder = _built(None if build_dir is None else Path(build_dir), sanitize)
     return [str(folder / name), *args]

@@ -28,9 +28,11 @@ __all__ = [
     "PPXError",
     "ProtocolError",
     "SimulatorCrashed",
+    "SimulatorDisconnected",
     "SimulatorError",
     "SimulatorTimeout",
     "SimulatorUnreachable",
+    "TraceTooLong",
     "UnknownObservation",
     "UnsupportedDistribution",
     "describe_exception",
@@ -64,8 +66,26 @@ class InvalidParameters(SimulatorError, InvalidDistribution):
     """
 
 
+class TraceTooLong(SimulatorError):
+    """A run made more draws than the engine's ``max_trace_length``: an endless loop, often.
+
+    The engine stops the run (a served simulator is told to abandon it) and the
+    model stays usable; ``error.trace`` holds the draws up to the limit.
+    """
+
+
 class SimulatorCrashed(PPXError):
     """The simulator process exited while the engine waited for it."""
+
+
+class SimulatorDisconnected(SimulatorCrashed):
+    """The connection dropped while the engine waited for a reply, so none can come.
+
+    ZeroMQ drops a message over either side's size limit together with its
+    connection (``max_message_bytes``, ``PPX_MAX_MESSAGE_BYTES``); a simulator
+    that closes its socket looks the same. A spawned simulator is restarted and
+    the run retried, as after a crash.
+    """
 
 
 class SimulatorTimeout(PPXError):

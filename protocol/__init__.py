@@ -7,6 +7,7 @@ it through the names exported here.
 from __future__ import annotations
 
 from . import messages
+from .addresses import check_address, check_bind_address, listening
 from .capabilities import (
     BATCHED_DRAWS,
     CAPABILITIES,
@@ -34,13 +35,23 @@ from .errors import (
     ProtocolError,
     UnsupportedDistribution,
 )
-from .transport import Replier, Requester, check_address, check_bind_address, listening
+from .transport import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ENV,
+    Replier,
+    Request,
+    Requester,
+    message_limit,
+    same_engine,
+)
 
 __all__ = [
     "BATCHED_DRAWS",
     "CAPABILITIES",
+    "DEFAULT_MAX_MESSAGE_BYTES",
     "DISTRIBUTION_KINDS",
     "ERROR_REPORT",
+    "MAX_MESSAGE_ENV",
     "MULTIVARIATE_NORMAL",
     "PROTOCOL_VERSION",
     "AddressInUse",
@@ -51,6 +62,7 @@ __all__ = [
     "ProtocolError",
     "RawDistribution",
     "Replier",
+    "Request",
     "Requester",
     "UnsupportedDistribution",
     "build",
@@ -65,6 +77,8 @@ __all__ = [
     "encode",
     "encode_scalar_result",
     "listening",
+    "message_limit",
     "messages",
     "negotiate",
+    "same_engine",
 ]

@@ -1,140 +1,87 @@
-"""ZeroMQ transport: the simulator binds REP and serves, the engine connects REQ.
+"""ZeroMQ transport: the simulator binds ROUTER and serves, the engine connects REQ.
+
+The server's ROUTER socket speaks to REQ peers exactly as REP would (each
+request arrives as ``[identity, b"", payload]`` and is answered with the same
+envelope), so pyprob's engines connect unchanged; unlike REP it tells the
+server which engine asked, so one server can serve several engines a run at a
+time (:mod:`ppx.simulator.server`).
 
 Every receive has a timeout (no engine waits forever on a dead simulator);
 sockets close with ``linger=0``; the shared ``zmq.Context.instance()`` is never
-terminated. Servers bind to loopback or ``ipc://`` unless told otherwise, and
-never take over an address another process serves. Both ends check addresses
-with the same :func:`check_address`.
+terminated. Both ends refuse messages over :func:`message_limit` (ZeroMQ drops
+such a message with its connection, and the engine reports the drop). Servers
+bind to loopback or ``ipc://`` unless told otherwise, and never take over an
+address another process serves. Both ends check addresses with the same
+:func:`check_address`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
-import socket as sockets
-import stat
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import zmq
 
+from .addresses import check_address, check_bind_address, check_ipc_free
+from .curve import (
+    ClientKeys,
+    ServerKeys,
+    client_keys_from_env,
+    secure_client,
+    secure_server,
+    server_keys_from_env,
+)
 from .errors import AddressInUse, InvalidAddress
 
-__all__ = ["Replier", "Requester", "check_address", "check_bind_address", "listening"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_ENV",
+    "Replier",
+    "Request",
+    "Requester",
+    "message_limit",
+    "same_engine",
+]
 
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 2**20  # 256 MiB: far above any draw, far below a process's memory
+MAX_MESSAGE_ENV = "PPX_MAX_MESSAGE_BYTES"
 _POLL_SLICE_MS = 100
-_IPC_PATH_LIMIT = 107  # bytes: a Unix socket path (sun_path) holds 108 with its NUL
-_EXAMPLES = "ipc:///tmp/NAME or tcp://127.0.0.1:PORT"
+_SEND_MORE = zmq.SNDMORE | zmq.NOBLOCK
+_ENGINE_TAG = b"ppx"  # routing ids of PPX engines: tag, 8 random bytes, 4-byte socket count
+_ENGINE_ID = len(_ENGINE_TAG) + 8 + 4
+_DROP_GRACE = 0.5  # seconds a dropped connection waits for a late reply or a death reason
 
 
-def check_address(address: str, *, bind: bool = False) -> None:
-    """Refuse an address ZeroMQ cannot use, saying in one line what is wrong.
+def message_limit(max_message_bytes: int | None = None) -> int:
+    """The largest message a PPX socket accepts, in bytes.
 
-    The one check of both ends: the engine connecting, and (through
-    :func:`check_bind_address`) a simulator binding.
+    A bigger message is dropped by ZeroMQ with its connection instead of being
+    allocated: a runaway simulator cannot take the engine's memory, nor an
+    engine the server's.
 
     Arguments:
-        address: ``ipc://PATH``, ``tcp://HOST:PORT`` or ``inproc://NAME``.
-        bind: the address is to be bound, where the port ``*`` (any free one)
-            and the host ``*`` (every interface) are allowed.
+        max_message_bytes: the limit; ``None``: the environment variable
+            ``PPX_MAX_MESSAGE_BYTES``, else 256 MiB.
 
     Raises:
-        InvalidAddress: a malformed address.
+        ValueError: a limit (or the variable) that is not a positive whole number.
     """
-    scheme, sep, rest = address.partition("://")
-    if not sep or scheme not in ("ipc", "tcp", "inproc"):
-        raise InvalidAddress(f"PPX address {address!r} must look like {_EXAMPLES}")
-    if not rest:
-        raise InvalidAddress(f"PPX address {address!r} is incomplete: write {_EXAMPLES}")
-    if scheme == "tcp":
-        _check_tcp(address, rest, bind)
-    elif scheme == "ipc" and len(rest.encode()) > _IPC_PATH_LIMIT:
-        raise InvalidAddress(
-            f"the path of PPX address {address!r} has {len(rest.encode())} bytes, more than "
-            f"the {_IPC_PATH_LIMIT} a Unix socket allows: use a shorter one, e.g. ipc:///tmp/NAME"
+    given: object = max_message_bytes
+    source = "max_message_bytes"
+    if max_message_bytes is None:
+        given = os.environ.get(MAX_MESSAGE_ENV, "").strip()
+        if not given:
+            return DEFAULT_MAX_MESSAGE_BYTES
+        source = f"the environment variable {MAX_MESSAGE_ENV}"
+        max_message_bytes = int(given) if given.isdigit() else 0
+    if max_message_bytes < 1:
+        raise ValueError(
+            f"{source} must be a positive whole number of bytes (e.g. 268435456), got {given!r}"
         )
-
-
-def _host_port(rest: str) -> tuple[str, str] | None:
-    """``("127.0.0.1", "5555")`` of ``"127.0.0.1:5555"`` (``[::1]:5555`` too); None: no port."""
-    if rest.startswith("["):
-        host, sep, port = rest[1:].partition("]:")
-    else:
-        host, sep, port = rest.rpartition(":")
-    return (host, port) if sep else None
-
-
-def _check_tcp(address: str, rest: str, bind: bool) -> None:
-    split = _host_port(rest)
-    if split is None:
-        raise InvalidAddress(f"PPX address {address!r} has no port: write tcp://{rest}:PORT")
-    host, port = split
-    if not host or (host == "*" and not bind) or any(c.isspace() for c in host):
-        where = "an interface or * to bind" if bind else "the host to connect to"
-        raise InvalidAddress(f"PPX address {address!r} needs {where}, e.g. {_EXAMPLES}")
-    if bind and port in ("*", "0"):
-        return
-    if not (port.isdigit() and 1 <= int(port) <= 65535):
-        free = " (or * for any free one)" if bind else ""
-        raise InvalidAddress(
-            f"the port of PPX address {address!r} must be a number from 1 to 65535{free}"
-        )
-
-
-def check_bind_address(address: str, allow_remote: bool = False) -> None:
-    """Refuse a malformed address, or binding beyond loopback unless ``allow_remote`` is set.
-
-    Raises:
-        InvalidAddress: a malformed address (:func:`check_address`), or a
-            non-loopback TCP host without ``allow_remote=True``.
-    """
-    check_address(address, bind=True)
-    scheme, _, rest = address.partition("://")
-    if scheme != "tcp" or allow_remote:
-        return
-    host = (_host_port(rest) or ("", ""))[0]
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise InvalidAddress(
-            f"refusing to bind {address!r}: it is reachable beyond this machine. "
-            "Use 127.0.0.1 or ipc://, or pass allow_remote=True (--allow-remote) to expose it."
-        )
-
-
-def listening(address: str, timeout: float = 0.5) -> bool | None:
-    """Whether some process accepts connections at ``address`` now.
-
-    A plain socket connection, closed at once: it tells a served address from
-    a stale ipc file or a closed port, whoever serves.
-
-    Returns:
-        ``True`` or ``False``; ``None`` when it cannot tell (``inproc://``, a
-        wildcard, a permission error, a host that does not answer in ``timeout``).
-    """
-    scheme, _, rest = address.partition("://")
-    split = _host_port(rest) if scheme == "tcp" else None
-    try:
-        if split is not None and split[1].isdigit():
-            sockets.create_connection((split[0], int(split[1])), timeout).close()
-        elif scheme == "ipc" and rest != "*":
-            if not rest.startswith("@") and not os.path.exists(rest):
-                return False
-            with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as probe:
-                probe.settimeout(timeout)
-                probe.connect("\0" + rest[1:] if rest.startswith("@") else rest)
-        else:
-            return None
-    except (ConnectionRefusedError, FileNotFoundError):
-        return False
-    except OSError:
-        return None
-    return True
+    return max_message_bytes
 
 
 class Requester:
@@ -145,38 +92,79 @@ class Requester:
         alive: optional callable returning ``None`` while the peer is alive, or
             a reason string once it is known dead (e.g. a spawned process exited);
             checked every 100 ms while waiting.
+        max_message_bytes: the largest reply accepted (see :func:`message_limit`).
+        curve: CurveZMQ client keys (:mod:`ppx.protocol.curve`); ``None``: from
+            the environment, if set there.
     """
 
-    def __init__(self, address: str, alive: Callable[[], str | None] | None = None) -> None:
+    TIMEOUT = "timeout"
+    """What :meth:`recv` returns when no reply came in time."""
+    DROPPED = "dropped"
+    """What :meth:`recv` returns when the connection dropped while waiting."""
+
+    def __init__(
+        self,
+        address: str,
+        alive: Callable[[], str | None] | None = None,
+        max_message_bytes: int | None = None,
+        curve: ClientKeys | None = None,
+    ) -> None:
         check_address(address)
         self.address = address
         self.alive = alive
-        self._socket = self._connect()
+        self.max_message_bytes = message_limit(max_message_bytes)
+        self.curve = client_keys_from_env() if curve is None else curve
+        self._engine = _ENGINE_TAG + os.urandom(8)
+        self._sockets = 0
+        self._socket, self._monitor = self._connect()
 
-    def _connect(self) -> zmq.Socket:
+    def _connect(self) -> tuple[zmq.Socket, zmq.Socket]:
         socket = zmq.Context.instance().socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.RCVTIMEO, _POLL_SLICE_MS)
+        socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        socket.setsockopt(zmq.ROUTING_ID, self._engine + self._sockets.to_bytes(4, "big"))
+        if self.curve is not None:
+            secure_client(socket, self.curve)
+        monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         try:
             socket.connect(self.address)
         except zmq.ZMQError as error:
-            socket.close(linger=0)
+            _close(socket, monitor)
             raise InvalidAddress(f"cannot connect to {self.address}: {_reason(error)}") from None
-        return socket
+        return socket, monitor
 
     def send(self, data: bytes) -> None:
         """Send one request."""
         self._socket.send(data)
 
-    def recv(self, timeout: float | None) -> bytes | str:
-        """The reply, or a string saying why none came ("timeout" or the death reason).
+    def forget_drops(self) -> None:
+        """Forget connection drops seen so far (they cannot concern a request sent after).
 
+        Called as a run starts, not per request: a look at the monitor costs
+        ~2 us, a tenth of a round trip. A drop seen while waiting for a reply
+        may thus date from between two requests of the run; :meth:`recv` then
+        waits a little longer before calling it a drop.
+        """
+        self._dropped()
+
+    def recv(self, timeout: float | None, drops: bool = True) -> bytes | str:
+        """The reply, or a string saying why none came.
+
+        That is :attr:`TIMEOUT`, :attr:`DROPPED` (the connection dropped
+        while waiting, so the reply cannot come: a message over either side's
+        size limit, or a peer that closed its socket) or the death reason.
         The socket's receive timeout is one 100 ms slice (a plain ``recv``
         is much cheaper than ``poll`` + ``recv`` on the per-draw hot path);
-        between slices the peer's liveness and the deadline are checked.
+        between slices the peer's liveness, the connection and the deadline
+        are checked. A drop waits 0.5 s for a death reason, which says more.
+        ``drops=False`` ignores drops: a first contact, where a connection
+        may drop before anything serves (a server going away, a peer that is
+        not a PPX server), waits for the deadline.
         """
         recv = self._socket.recv
         deadline = None if timeout is None else time.monotonic() + timeout
+        dropped_at = None
         while True:
             try:
                 return recv()
@@ -186,68 +174,164 @@ class Requester:
                 reason = self.alive()
                 if reason is not None:
                     return reason
-            if deadline is not None and time.monotonic() >= deadline:
-                return "timeout"
+            now = time.monotonic()
+            if drops and dropped_at is None and self._dropped():
+                dropped_at = now
+            if dropped_at is not None and now >= dropped_at + _DROP_GRACE:
+                return self.DROPPED
+            if deadline is not None and now >= deadline:
+                return self.TIMEOUT if dropped_at is None else self.DROPPED
+
+    def _dropped(self) -> bool:
+        """Whether the connection dropped since the last look (the monitor's events, drained)."""
+        dropped = False
+        while True:
+            try:
+                self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return dropped
+            dropped = True  # the monitor reports disconnections only
 
     def reset(self) -> None:
-        """Drop the socket (REQ is stuck after a missed reply) and connect a fresh one."""
-        self._socket.close(linger=0)
-        self._socket = self._connect()
+        """Drop the socket (REQ is stuck after a missed reply) and connect a fresh one.
+
+        The new socket's routing id differs from the old one's only in its
+        count, so a server sees that the same engine came back (:func:`same_engine`).
+        """
+        _close(self._socket, self._monitor)
+        self._sockets = (self._sockets + 1) % 2**32
+        self._socket, self._monitor = self._connect()
 
     def close(self) -> None:
         """Close the socket, discarding anything unsent."""
-        if not self._socket.closed:
-            self._socket.close(linger=0)
+        _close(self._socket, self._monitor)
+
+
+class Request(NamedTuple):
+    """One request a :class:`Replier` received.
+
+    Attributes:
+        peer: the routing envelope (the engine's identity, and the empty
+            delimiter); the same for every request of one connected socket.
+        data: the message.
+    """
+
+    peer: tuple[bytes, ...]
+    data: bytes
+
+
+def same_engine(peer: tuple[bytes, ...], other: tuple[bytes, ...]) -> bool:
+    """Whether two peers are sockets of one PPX engine (:meth:`Requester.reset` made one).
+
+    ``False`` for peers with routing ids ZeroMQ made (pyprob's engines).
+    """
+    if not (peer and other) or peer[1:] != other[1:]:
+        return False
+    mine, theirs = peer[0], other[0]
+    return (
+        len(mine) == len(theirs) == _ENGINE_ID
+        and mine.startswith(_ENGINE_TAG)
+        and mine[:-4] == theirs[:-4]
+    )
 
 
 class Replier:
-    """The simulator's REP socket, bound only where no other process serves.
+    """The simulator's ROUTER socket, bound only where no other process serves.
 
+    It answers REQ peers as a REP socket would, but may answer them in any
+    order: :meth:`recv` says who asked, :meth:`send` whom to answer.
     ZeroMQ itself would silently take over a served ipc path (it deletes the
     socket file and binds anew); here a path where something answers is
     refused, and on close the socket file is removed only if it is still the
     one this server created.
+
+    Arguments:
+        address: where to serve.
+        allow_remote: allow binding beyond loopback.
+        max_message_bytes: the largest request accepted (see :func:`message_limit`).
+        curve: CurveZMQ server keys, required beyond loopback; ``None``: from
+            the environment, if set there.
 
     Raises:
         InvalidAddress: see :func:`check_bind_address`, or the bind failed.
         AddressInUse: another process serves (or listens) at ``address``.
     """
 
-    def __init__(self, address: str, allow_remote: bool = False) -> None:
-        check_bind_address(address, allow_remote)
+    def __init__(
+        self,
+        address: str,
+        allow_remote: bool = False,
+        max_message_bytes: int | None = None,
+        curve: ServerKeys | None = None,
+    ) -> None:
+        keys = server_keys_from_env() if curve is None else curve
+        check_bind_address(address, allow_remote, secured=keys is not None)
+        limit = message_limit(max_message_bytes)
         if address.startswith("ipc://"):
-            _check_ipc_free(address)
+            check_ipc_free(address)
         self.address = address
-        self._socket = zmq.Context.instance().socket(zmq.REP)
+        self._socket = zmq.Context.instance().socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a gone peer fails
+        self._socket.setsockopt(zmq.MAXMSGSIZE, limit)
+        self._release = secure_server(self._socket, keys) if keys is not None else None
         self._timeout = -1
         try:
             self._socket.bind(address)
         except zmq.ZMQError as error:
             self._socket.close(linger=0)
+            if self._release is not None:
+                self._release()
             raise _bind_error(address, error) from None
         self._file = _socket_file(self._socket)
 
-    def recv(self, timeout: float | None = None) -> bytes | None:
-        """The next request, or ``None`` after ``timeout`` seconds without one."""
+    def recv(self, timeout: float | None = None) -> Request | None:
+        """The next request, or ``None`` after ``timeout`` seconds without one.
+
+        A message without a REQ envelope (routing frames, an empty delimiter,
+        one body frame) cannot be answered and is dropped (``None``), as REP does.
+        """
         milliseconds = -1 if timeout is None else int(timeout * 1000)
         if self._timeout != milliseconds:
             self._socket.setsockopt(zmq.RCVTIMEO, milliseconds)
             self._timeout = milliseconds
+        recv, get = self._socket.recv, self._socket.get  # cheaper than recv_multipart
         try:
-            return self._socket.recv()
+            route = [recv()]
         except zmq.Again:
             return None
+        frame = recv()  # a ROUTER message always has a frame after the identity
+        while frame and get(zmq.RCVMORE):  # more routing frames (a proxy's)
+            route.append(frame)
+            frame = recv()
+        if not frame and get(zmq.RCVMORE):  # the delimiter, then the body
+            data = recv()
+            if not get(zmq.RCVMORE):
+                return Request((*route, frame), data)
+        while get(zmq.RCVMORE):  # not a REQ envelope: drop the rest of it
+            recv()
+        return None
 
-    def send(self, data: bytes) -> None:
-        """Send the reply to the last request."""
-        self._socket.send(data)
+    def send(self, peer: tuple[bytes, ...], data: bytes) -> bool:
+        """Answer ``peer``'s request; ``False`` if that peer is gone (its socket closed)."""
+        send = self._socket.send
+        try:
+            for frame in peer:  # the first send fails if the peer is gone
+                send(frame, _SEND_MORE)
+            send(data, zmq.NOBLOCK)
+        except zmq.ZMQError as error:
+            if error.errno in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                return False
+            raise
+        return True
 
     def close(self) -> None:
         """Unbind and close; remove the ipc socket file if it is still this server's."""
         if self._socket.closed:
             return
         self._socket.close(linger=0)
+        if self._release is not None:
+            self._release()
         if self._file is not None:
             path, identity = self._file
             with contextlib.suppress(OSError):
@@ -255,17 +339,12 @@ class Replier:
                     os.unlink(path)
 
 
-def _check_ipc_free(address: str) -> None:
-    """Refuse an ipc path where another process answers, or that is not a socket file."""
-    path = address.removeprefix("ipc://")
-    if listening(address):
-        raise AddressInUse(
-            f"{address} is already served (something answers at {path}); "
-            "stop that server or choose another address"
-        )
-    with contextlib.suppress(OSError):
-        if not stat.S_ISSOCK(os.stat(path).st_mode):
-            raise InvalidAddress(f"cannot bind {address}: {path} exists and is not a socket")
+def _close(socket: zmq.Socket, monitor: zmq.Socket) -> None:
+    """Close an engine's socket and its monitor (idempotent)."""
+    if not socket.closed:
+        socket.disable_monitor()
+        socket.close(linger=0)
+    monitor.close(linger=0)
 
 
 def _bind_error(address: str, error: zmq.ZMQError) -> AddressInUse | InvalidAddress:

@@ -110,12 +110,16 @@ def ipc_address() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def served(fn: Callable[[], Any], address: str, model_name: str = "test") -> Iterator[str]:
-    """Serve ``fn`` at ``address`` from a thread of this process for the block."""
+def served(
+    fn: Callable[[], Any], address: str, model_name: str = "test", **options: Any
+) -> Iterator[str]:
+    """Serve ``fn`` at ``address`` from a thread of this process for the block.
+
+    ``options`` are further keywords of :func:`ppx.serve`.
+    """
     stop = threading.Event()
-    thread = threading.Thread(
-        target=ppx.serve, args=(fn, address), kwargs={"model_name": model_name, "stop": stop}
-    )
+    kwargs = {"model_name": model_name, "stop": stop, **options}
+    thread = threading.Thread(target=ppx.serve, args=(fn, address), kwargs=kwargs)
     thread.start()
     try:
         yield address

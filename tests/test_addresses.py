@@ -195,11 +195,17 @@ def test_malformed_addresses_are_refused_by_both_ends_alike(address, message):
             ppx.serve(gaussian.model, address, stop=STOPPED)
 
 
-def test_bind_beyond_loopback_needs_permission():
+def test_bind_beyond_loopback_needs_permission_and_curve_keys():
     check_address("tcp://0.0.0.0:5555", bind=True)
     with pytest.raises(InvalidAddress, match="--allow-remote"):
         check_bind_address("tcp://0.0.0.0:5555")
-    check_bind_address("tcp://0.0.0.0:5555", allow_remote=True)
+    with pytest.raises(InvalidAddress, match="without CurveZMQ.*ppx keys"):
+        check_bind_address("tcp://0.0.0.0:5555", allow_remote=True)
+    with pytest.raises(InvalidAddress, match="--allow-remote"):
+        check_bind_address("tcp://0.0.0.0:5555", secured=True)
+    check_bind_address("tcp://0.0.0.0:5555", allow_remote=True, secured=True)
+    check_bind_address("tcp://127.0.0.1:5555")  # loopback and ipc need neither
+    check_bind_address("ipc:///tmp/x")
 
 
 def test_a_malformed_address_is_one_line_on_the_command_line(tmp_path):

@@ -14,6 +14,7 @@ from ppx.inference.executor import call, in_index_order, progress_bar, run_chunk
 from ppx.inference.ic.dataset import TraceDataset
 from ppx.inference.ic.records import TraceRecord, record_from_trace, stable_seed
 from ppx.inference.ic.writer import TraceWriter
+from ppx.provenance import collect
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -72,7 +73,10 @@ def generate_dataset(
     spec, names = ModelSpec.of(model), list(observe_names)
     simulator = model.name if isinstance(model, Model) else call(_model_name, spec, client=client)
     origin = {"generator": "prior", "seed": seed}
-    with TraceWriter(path, simulator, names, shard_size=shard_size, origin=origin) as writer:
+    record = collect(seed=seed, simulator=model)
+    with TraceWriter(
+        path, simulator, names, shard_size=shard_size, origin=origin, provenance=record
+    ) as writer:
         done = writer.committed
         starts = range(done, num_traces, chunk_size)
         tasks = [(spec, names, s, min(chunk_size, num_traces - s), seed) for s in starts]

@@ -1,4 +1,9 @@
-"""Writing the part files of a trace dataset: encoding records as columns, writing, merging."""
+"""Writing the part files of a trace dataset: encoding records as columns, writing, merging.
+
+Each part carries the provenance record of the job that wrote it (attribute
+``ppx_provenance``); a merged part, those of the parts it merges, combined
+(:func:`ppx.provenance.combine`).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from ppx.inference.ic.storage import (
     part_dataset,
     part_file,
 )
+from ppx.provenance import Provenance, combine, read_hdf5, write_hdf5
 
 __all__ = ["merge_parts", "read_latents", "write_part"]
 
@@ -153,10 +159,12 @@ def write_part(
     records: Sequence[TraceRecord],
     names: Sequence[str],
     shapes: Mapping[str, tuple[int, ...]],
+    provenance: Provenance,
 ) -> PartFile:
-    """Commit ``records`` as the part of traces ``start .. start + len(records) - 1``."""
+    """Commit ``records`` (made as ``provenance`` says) as the part of traces ``start ..``."""
     end = start + len(records)
     with _new_part(folder, start, end) as file:
+        write_hdf5(file, provenance)
         _write_columns(file, _Columns.encode(records))
         datasets = _observation_datasets(file, names, shapes, len(records))
         for name, dataset in zip(names, datasets, strict=True):
@@ -175,11 +183,16 @@ def merge_parts(
     with _new_part(folder, start, end) as file:
         _write_columns(file, _Columns.encode(r for p in parts for r in read_latents(p)))
         datasets = _observation_datasets(file, names, shapes, end - start)
+        provenances = []
         for part in parts:
             with open_part(part.path) as source:
+                provenances.append(read_hdf5(source, str(part.path)))
                 for j, dataset in enumerate(datasets):
                     rows = part_dataset(source, f"observations/{j}", part.path)
                     dataset[part.start - start : part.end - start] = rows[()]
+        combined = combine(record for record in provenances if record is not None)
+        if combined is not None:
+            write_hdf5(file, combined)
     for part in parts:
         part.path.unlink()
     return part_file(folder, start, end)

@@ -29,6 +29,7 @@ from ppx.inference.ic.dataset import TraceDataset, TraceRecord
 from ppx.inference.ic.distributed import Ranks, process_group, training_loss, world_size
 from ppx.inference.ic.network import AddressInfo, NetworkConfig, ProposalNetwork
 from ppx.inference.ic.sources import OfflineSource, OnlineSource, Source, new_network
+from ppx.provenance import KEY, Provenance, collect, from_checkpoint, trained_on
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -47,6 +48,9 @@ class InferenceNetwork(ProposalNetwork):
         >>> post = ppx.inference.importance_sampling(model, {"obs0": 8.0, "obs1": 9.0}, 1000,
         ...                                          proposal=InferenceNetwork.load("net.pt"))
     """
+
+    #: What trained it (seed, simulator or dataset, versions): set by :func:`fit`, saved.
+    provenance: Provenance | None = None
 
     @classmethod
     def fit(
@@ -152,6 +156,8 @@ def fit(
                 seed=seed, client=client,
             )  # fmt: skip
         network = new_network(InferenceNetwork, source, config, embedding).to(ranks.device)
+        known = trained_on(data.path, data.simulator) if isinstance(data, TraceDataset) else data
+        network.provenance = collect(seed=seed, simulator=known)
         if isinstance(data, TraceDataset) and ranks.size > 1:  # DDP needs every head up front
             network.add_addresses(data.address_examples())
         trainer = _Trainer(network, learning_rate, ranks, checkpoint)
@@ -271,10 +277,12 @@ class _Trainer:
     def save_checkpoint(self) -> None:
         """Save network, optimiser and step (atomically: write, then rename)."""
         assert self.checkpoint is not None
+        network = _contents(self.network)
         state = {
-            "network": _contents(self.network),
+            "network": network,
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
+            KEY: network[KEY],  # where ppx provenance looks
         }
         temporary = self.checkpoint.with_name(self.checkpoint.name + ".part")
         torch.save(state, temporary)
@@ -293,6 +301,8 @@ class _Trainer:
                 self.network._add_address(address, info.kind, info.parameters)
         self.network.load_state_dict(saved.state_dict())
         self.network.history = saved.history
+        if saved.provenance is not None and self.network.provenance is not None:
+            self.network.provenance = saved.provenance.appended(self.network.provenance)
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=self.optimizer.defaults["lr"]
         )
@@ -325,6 +335,7 @@ def _contents(network: InferenceNetwork) -> dict[str, object]:
         "state": network.state_dict(),
         "history": getattr(network, "history", {}),
         "versions": {"ppx": ppx.__version__, "torch": str(torch.__version__)},
+        KEY: (network.provenance or collect(simulator=network.simulator)).to_dict(),
     }
 
 
@@ -360,4 +371,5 @@ def _restore(contents: dict, path: Path) -> InferenceNetwork:
             f"{path}: a corrupt PPX inference network ({type(error).__name__}: {error})"
         ) from None
     network.history = contents.get("history", {})
+    network.provenance = from_checkpoint(contents, str(path))
     return network.eval()

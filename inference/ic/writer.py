@@ -10,6 +10,7 @@ import numpy as np
 from ppx.inference.ic.parts import merge_parts, write_part
 from ppx.inference.ic.records import TraceRecord
 from ppx.inference.ic.storage import METADATA, Metadata, Origin, PartFile, select_parts
+from ppx.provenance import Provenance, collect
 
 __all__ = ["TraceWriter"]
 
@@ -32,6 +33,8 @@ class TraceWriter:
         shard_size: traces per shard file.
         origin: how the traces are made (e.g. generator and seed); an existing
             non-empty dataset must have been made the same way.
+        provenance: the record of this job, kept in every part it writes
+            (default: of this process, knowing the simulator's name only).
 
     Raises:
         ValueError: the folder is not empty and not a trace dataset, or holds a
@@ -51,6 +54,7 @@ class TraceWriter:
         *,
         shard_size: int = 10_000,
         origin: Origin | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         if shard_size < 1:
             raise ValueError(f"shard_size must be at least 1, got {shard_size}")
@@ -59,6 +63,7 @@ class TraceWriter:
             raise ValueError(f"observe_names has duplicates: {names}")
         self.path = Path(path)
         self.shard_size = shard_size
+        self.provenance = provenance or collect(simulator=simulator)
         self._parts, stale = self._open(simulator, names, None if origin is None else dict(origin))
         for file in stale:
             file.unlink(missing_ok=True)
@@ -189,6 +194,7 @@ class TraceWriter:
             self._buffer,
             metadata.observe_names,
             metadata.observation_shapes,
+            self.provenance,
         )
         self._parts.append(part)
         self._buffer.clear()

@@ -22,6 +22,7 @@ import torch
 
 from ppx.inference.sbi.layout import Layout, Observation
 from ppx.inference.sbi.sampling import sample_direct
+from ppx.provenance import KEY, Provenance, collect, from_checkpoint
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -78,6 +79,7 @@ class AmortizedPosterior:
         prior: the prior over flat ``theta``.
         method: ``"NPE"``, ``"NLE"`` or ``"NRE"``.
         info: more facts (sbi version, number of simulations, rounds, epochs...).
+        provenance: what trained it (seed, simulator or simulation store, versions).
 
     Example:
         >>> posterior = ppx.inference.sbi.train("sims.h5", method="NPE")
@@ -91,6 +93,7 @@ class AmortizedPosterior:
     prior: torch.distributions.Distribution
     method: str
     info: TrainingInfo = field(default_factory=_no_info)
+    provenance: Provenance | None = None
 
     def sample(
         self,
@@ -156,6 +159,7 @@ class AmortizedPosterior:
             "prior": self.prior,
             "method": self.method,
             "info": self.info,
+            KEY: (self.provenance or collect(simulator=self.layout.simulator)).to_dict(),
         }
         torch.save(record, path)
         return path
@@ -190,6 +194,7 @@ def load_posterior(path: str | Path, device: str = "cpu") -> AmortizedPosterior:
         record["prior"],
         record["method"],
         record["info"],
+        from_checkpoint(record, str(path)),
     )
 
 

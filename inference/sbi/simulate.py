@@ -24,10 +24,12 @@ from ppx.engine.controllers import ReplayController
 from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
 from ppx.inference.executor import call, dask_client, progress_bar, run_chunks
+from ppx.inference.interrupts import sigint_deferred
 from ppx.inference.sbi.layout import Layout
 from ppx.inference.sbi.priors import program_prior
 from ppx.inference.sbi.store import Simulations, append_chunk, done_runs, open_store
 from ppx.inference.sbi.store import load_simulations as _load
+from ppx.provenance import Provenance, collect
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -169,10 +171,10 @@ def simulate(
             _probe, spec, list(parameters), list(data), seed, client=client
         )
         prior = prior if prior is not None else program_prior(distributions, layout)
+        record = collect(seed=seed, simulator=model)
         if store is not None:
-            open_store(
-                store, layout, prior, seed, repr(proposal) if proposal is not None else "prior"
-            )
+            proposed = repr(proposal) if proposal is not None else "prior"
+            open_store(store, layout, prior, seed, proposed, record)
         missing = sorted(set(range(num_simulations)) - (done_runs(store) if store else set()))
         chunks = [missing[i : i + chunk_size] for i in range(0, len(missing), chunk_size)]
         values = _proposal_values(proposal, chunks, layout, seed)
@@ -192,10 +194,14 @@ def simulate(
                 size=lambda chunk: len(chunk.runs) + len(chunk.invalid),
             ):
                 if store is not None:
-                    append_chunk(store, chunk.runs, chunk.theta, chunk.x, chunk.invalid)
+                    with sigint_deferred():  # a Ctrl-C leaves no half chunk in the store
+                        append_chunk(store, chunk.runs, chunk.theta, chunk.x, chunk.invalid)
                 else:
                     results.append(chunk)
-    simulations = _load(store, num_simulations) if store else _gather(results, layout, prior)
+    if store:
+        simulations = _load(store, num_simulations)
+    else:
+        simulations = _gather(results, layout, prior, record)
     _warn_invalid(simulations, num_simulations, store)
     return simulations
 
@@ -218,7 +224,9 @@ def _proposal_values(
     return values
 
 
-def _gather(results: list[SimulationChunk], layout: Layout, prior: Distribution) -> Simulations:
+def _gather(
+    results: list[SimulationChunk], layout: Layout, prior: Distribution, provenance: Provenance
+) -> Simulations:
     runs = np.concatenate([np.zeros(0, np.int64)] + [r.runs for r in results])
     order = np.argsort(runs, kind="stable")
     theta = np.concatenate(
@@ -233,6 +241,7 @@ def _gather(results: list[SimulationChunk], layout: Layout, prior: Distribution)
         prior,
         runs[order],
         invalid,
+        provenance,
     )
 
 

@@ -8,7 +8,8 @@ Layout of the file::
     /invalid_run  int64   [M]              runs whose theta or x had NaN or inf
     /prior        opaque                   the pickled prior over flat theta
     attrs: format, version, simulator, layout (JSON), prior (repr), proposal
-           (repr), seed
+           (repr), seed, ppx_provenance (JSON: the creating job's record, later
+           jobs that resumed the store in its appends; :mod:`ppx.provenance`)
 
 Rows are appended a chunk at a time, so an interrupted job keeps every chunk
 it finished; :func:`done_runs` says which runs need not be simulated again.
@@ -26,6 +27,7 @@ import torch
 
 from ppx.inference.hdf5 import append_rows, array, int_attribute, string_attribute
 from ppx.inference.sbi.layout import Layout
+from ppx.provenance import Provenance, append_hdf5, collect, read_hdf5, write_hdf5
 
 __all__ = ["FORMAT", "Simulations", "append_chunk", "done_runs", "load_simulations", "open_store"]
 
@@ -44,6 +46,7 @@ class Simulations:
         prior: the prior over flat ``theta`` (``None`` for bare arrays).
         runs: int64 ``[N]`` run index of each row.
         num_invalid: runs dropped for NaN or inf values.
+        provenance: what made them (``None``: not known).
     """
 
     theta: torch.Tensor
@@ -52,6 +55,7 @@ class Simulations:
     prior: torch.distributions.Distribution | None
     runs: np.ndarray
     num_invalid: int = 0
+    provenance: Provenance | None = None
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -63,19 +67,27 @@ def open_store(
     prior: torch.distributions.Distribution,
     seed: int,
     proposal: str = "prior",
+    provenance: Provenance | None = None,
 ) -> None:
     """Create the store at ``path``, or check that an existing one holds the same simulations.
+
+    ``provenance`` (default: of ``seed`` and the layout's simulator name) is the
+    new store's record, or is appended to the existing store's.
 
     Raises:
         ValueError: the existing file is not a simulation store, or was made from
             another simulator layout or seed.
     """
     path = Path(path)
+    record = provenance or collect(seed=seed, simulator=layout.simulator)
     if path.exists():
         _check_existing(path, layout, seed)
+        with h5py.File(path, "a") as file:
+            append_hdf5(file, record, str(path))
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as file:
+        write_hdf5(file, record)
         file.attrs.update(
             format=FORMAT,
             version=VERSION,
@@ -156,6 +168,6 @@ def load_simulations(path: str | Path, num_simulations: int | None = None) -> Si
         theta, x = array(file, "theta", path)[keep], array(file, "x", path)[keep]
         layout = Layout.from_json(string_attribute(file, "layout", path))
         prior: torch.distributions.Distribution = pickle.loads(array(file, "prior", path).tobytes())
-    return Simulations(
-        torch.from_numpy(theta), torch.from_numpy(x), layout, prior, runs[keep], len(invalid)
-    )
+        provenance = read_hdf5(file, str(path))
+    theta_x = torch.from_numpy(theta), torch.from_numpy(x)
+    return Simulations(*theta_x, layout, prior, runs[keep], len(invalid), provenance)

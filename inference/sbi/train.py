@@ -29,6 +29,7 @@ from ppx.inference.sbi.posterior import AmortizedPosterior, TrainingInfo
 from ppx.inference.sbi.simulate import simulate
 from ppx.inference.sbi.store import Simulations, load_simulations
 from ppx.inference.threads import torch_threads
+from ppx.provenance import SimulatorSource, collect, trained_on
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -117,7 +118,15 @@ def train(
         trainer.train(show_train_summary=False, **train_kwargs)
     posterior = _posterior(trainer, method, mcmc)
     info = _info(method, len(sims), train_kwargs, trainer)
-    return AmortizedPosterior(posterior, sims.layout, prior, method, info)
+    record = collect(seed=seed, simulator=_simulator(simulations, sims))
+    return AmortizedPosterior(posterior, sims.layout, prior, method, info, record)
+
+
+def _simulator(given: object, sims: Simulations) -> SimulatorSource:
+    """What simulated ``sims``: the store ``given`` names, or their own record, or the name."""
+    if isinstance(given, str | Path):
+        return trained_on(given, sims.layout.simulator)
+    return sims.provenance.simulator if sims.provenance else sims.layout.simulator
 
 
 def sequential(
@@ -189,7 +198,8 @@ def sequential(
         raise AssertionError("unreachable: rounds >= 1")
     info = _info(method, rounds * simulations_per_round, train_kwargs, trainer)
     info.update(rounds=rounds, x_o=layout.observation(x_o).tolist())
-    return AmortizedPosterior(posterior, layout, prior, method, info)
+    record = collect(seed=seed, simulator=model)
+    return AmortizedPosterior(posterior, layout, prior, method, info, record)
 
 
 class _Proposal:

@@ -47,6 +47,7 @@ from ppx.inference.sets.set_store import (
     open_set_store,
     set_size,
 )
+from ppx.provenance import collect
 from ppx.trace import Trace
 
 if TYPE_CHECKING:
@@ -327,7 +328,8 @@ def simulate_ensembles(
             theta_prior = program_prior(distributions, layout)
         settings = plan.settings(n_text)
         if store is not None:
-            open_set_store(store, layout, theta_prior, settings)
+            record = collect(seed=seed, simulator=model)
+            open_set_store(store, layout, theta_prior, settings, record)
         missing = sorted(set(range(num_sets)) - (done_sets(store) if store else set()))
         chunks = [missing[i : i + chunk_size] for i in range(0, len(missing), chunk_size)]
         tasks = [(spec, plan, c, [set_size(n, seed, k) for k in c]) for c in chunks]

@@ -5,8 +5,8 @@
 :class:`~ppx.inference.sets.ratio.SummedEstimator` as a torch pickle: its
 :class:`EstimatorConfig` (what rebuilds the modules), its ``state_dict``, the
 set sizes it answers for, its training record, the prior (summed estimators)
-and free-form text ``metadata`` (the store's layout, say). :func:`load_estimator`
-rebuilds it.
+and free-form text ``metadata`` (the store's layout, say), and its provenance
+record (:mod:`ppx.provenance`). :func:`load_estimator` rebuilds it.
 
 The estimators train on a :class:`~ppx.inference.sets.estimators.SetSimulator`,
 a callable that makes fresh sets of a requested size. :class:`StoreSimulator`
@@ -31,6 +31,7 @@ from ppx.inference.sets.estimators import SetNPE
 from ppx.inference.sets.pairs import PAIRS
 from ppx.inference.sets.ratio import SummedEstimator
 from ppx.inference.sets.set_store import SetSimulations
+from ppx.provenance import KEY, Provenance, collect, from_checkpoint, trained_on
 
 __all__ = [
     "KINDS",
@@ -107,11 +108,13 @@ class SavedEstimator:
         estimator: the trained estimator, in eval mode.
         config: what built it.
         metadata: text saved with it (e.g. ``simulator``, ``layout``, ``store``).
+        provenance: what trained it (``None``: the file has no record).
     """
 
     estimator: SetEstimator
     config: EstimatorConfig
     metadata: dict[str, str] = field(default_factory=dict)
+    provenance: Provenance | None = None
 
     @property
     def n_range(self) -> tuple[int, int] | None:
@@ -124,8 +127,17 @@ def save_estimator(
     config: EstimatorConfig,
     path: str | Path,
     metadata: dict[str, str] | None = None,
+    provenance: Provenance | None = None,
 ) -> Path:
-    """Write a trained ``estimator`` built from ``config`` to ``path`` (a torch pickle)."""
+    """Write a trained ``estimator`` built from ``config`` to ``path`` (a torch pickle).
+
+    ``provenance`` defaults to a record of this process without a seed, whose
+    simulator is that of ``metadata``'s ``store`` (else its ``simulator``).
+    """
+    metadata = dict(metadata or {})
+    if provenance is None:
+        store, name = metadata.get("store"), metadata.get("simulator")
+        provenance = collect(simulator=name if store is None else trained_on(store, name))
     if isinstance(estimator, SummedEstimator):
         config = EstimatorConfig(**{**asdict(config), "bounds": tuple(estimator.bounds)})
     record = {
@@ -137,7 +149,8 @@ def save_estimator(
         "trained": getattr(estimator, "trained", True),
         "info": dict(estimator.info),
         "prior": getattr(estimator, "prior", None),
-        "metadata": dict(metadata or {}),
+        "metadata": metadata,
+        KEY: provenance.to_dict(),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +184,8 @@ def load_estimator(path: str | Path) -> SavedEstimator:
     elif record["n_range"] is not None:
         estimator.n_range = (int(record["n_range"][0]), int(record["n_range"][1]))
     estimator.eval()
-    return SavedEstimator(estimator, config, dict(record["metadata"]))
+    provenance = from_checkpoint(record, str(path))
+    return SavedEstimator(estimator, config, dict(record["metadata"]), provenance)
 
 
 class StoreSimulator:

@@ -11,7 +11,8 @@ Layout of the file::
     /prior       opaque                     the pickled prior over flat theta
     attrs: format, version, simulator, layout (JSON: global and per-event data
            blocks), prior (repr), and the settings: mode, events, size_name,
-           n, seed, theta_source
+           n, seed, theta_source; ppx_provenance (JSON: the creating job's record,
+           later jobs that resumed the store in its appends; :mod:`ppx.provenance`)
 
 Sets are appended a chunk at a time in the order chunks finish (on Dask, not
 the set order), so an interrupted job keeps every chunk it finished;
@@ -34,6 +35,7 @@ from torch.distributions import Distribution
 
 from ppx.inference.hdf5 import append_rows, array, dataset, string_attribute
 from ppx.inference.sbi.layout import Layout
+from ppx.provenance import Provenance, append_hdf5, collect, write_hdf5
 
 __all__ = [
     "FORMAT",
@@ -243,21 +245,34 @@ def describe_n(n: SetSize, mode: str) -> str:
 
 
 def open_set_store(
-    path: str | Path, layout: Layout, prior: Distribution | None, settings: Settings
+    path: str | Path,
+    layout: Layout,
+    prior: Distribution | None,
+    settings: Settings,
+    provenance: Provenance | None = None,
 ) -> None:
     """Create the store at ``path``, or check that an existing one holds the same job's sets.
+
+    ``provenance`` (default: of the settings' seed and the layout's simulator
+    name) is the new store's record, or is appended to the existing store's.
 
     Raises:
         ValueError: the existing file is not an ensemble store, or was made with
             another layout or other settings (the message names each difference).
     """
     path = Path(path)
+    seed = settings.get("seed")
+    known = seed if isinstance(seed, int) else None
+    record = provenance or collect(seed=known, simulator=layout.simulator)
     if path.exists():
         _check_existing(path, layout, settings)
+        with h5py.File(path, "a") as file:
+            append_hdf5(file, record, str(path))
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     event_dim = layout.x_dim
     with h5py.File(path, "w") as file:
+        write_hdf5(file, record)
         file.attrs.update(
             format=FORMAT,
             version=VERSION,

@@ -50,20 +50,43 @@ def serve(
         str, typer.Argument(help="a simulator NAME (below) or module:function", show_default=False)
     ],
     address: AddressOption = None,
-    allow_remote: Annotated[bool, typer.Option(help="allow binding beyond loopback")] = False,
+    allow_remote: Annotated[
+        bool, typer.Option(help="allow binding beyond loopback (needs the CurveZMQ keys)")
+    ] = False,
+    curve_secret: Annotated[
+        Path | None,
+        typer.Option(help="CurveZMQ: this server's key_secret file (from `ppx keys`)"),
+    ] = None,
+    curve_clients: Annotated[
+        Path | None,
+        typer.Option(help="CurveZMQ: the folder of admitted clients' public .key files"),
+    ] = None,
 ) -> None:
     """Serve a simulator over PPX until interrupted; options after NAME go to the simulator."""
     import shlex
 
     import ppx
+    from ppx.protocol.curve import ServerKeys
 
+    if (curve_secret is None) != (curve_clients is None):
+        raise typer.BadParameter(
+            "give both --curve-secret and --curve-clients, or neither", param_hint="--curve-secret"
+        )
+    try:
+        keys = None if curve_secret is None else ServerKeys.load(curve_secret, curve_clients or "")
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--curve-secret") from None
     spec = shlex.join([simulator, *context.args])
     fn, name = load_simulator(spec)
     try:
         ppx.serve(
-            fn, address or f"ipc:///tmp/ppx-{name}", model_name=name, allow_remote=allow_remote
+            fn,
+            address or f"ipc:///tmp/ppx-{name}",
+            model_name=name,
+            allow_remote=allow_remote,
+            curve=keys,
         )
-    except ValueError as error:  # a refused or malformed bind address
+    except ValueError as error:  # a refused or malformed bind address, or bad keys
         raise typer.BadParameter(str(error), param_hint="--address") from None
 
 

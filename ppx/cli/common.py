@@ -49,10 +49,15 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def interruptible(message: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+def interruptible(
+    message: str | Callable[..., str],
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     """Ctrl-C in a command prints ``message`` (what was kept, how to resume) and exits 130.
 
-    typer turns a KeyboardInterrupt into a silent exit 130; a user deserves one line.
+    typer turns a KeyboardInterrupt into a silent exit 130; a user deserves one
+    line. ``message`` may be a function of the command's options (typer passes
+    them by keyword), called once the command has stopped, to say how much was
+    kept and where.
     """
 
     def decorate(command: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -61,7 +66,8 @@ def interruptible(message: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]
             try:
                 return command(*args, **kwargs)
             except KeyboardInterrupt:
-                console.print(message, soft_wrap=True)
+                line = message if isinstance(message, str) else message(**kwargs)
+                console.print(line, soft_wrap=True, markup=False)
                 raise typer.Exit(130) from None
 
         return run

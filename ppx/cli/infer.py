@@ -163,7 +163,7 @@ def _importance(
         if not isinstance(kept, Empirical) or len(kept) == 0:
             console.print("interrupted before the first trace finished; nothing to keep")
             raise typer.Exit(130) from None
-        path = out or Path(f"ppx-interrupted-{time.strftime('%Y%m%d-%H%M%S')}.h5")
+        path = out or _interrupted_path()
         kept.save(path)
         console.print(
             f"interrupted: kept {len(kept)} weighted traces (ESS {kept.ess:.1f}) in {path}; "
@@ -185,9 +185,11 @@ def _rmh(
     seed: int,
     out: Path | None,
 ) -> Empirical:
-    """``ppx infer --engine rmh``; Ctrl-C says how to resume."""
-    from ppx.errors import Interrupted, UnknownObservation
-    from ppx.inference import rmh
+    """``ppx infer --engine rmh``; Ctrl-C says how to resume, or (without ``--out``) saves
+    the samples so far and says where."""
+    from ppx.errors import UnknownObservation
+    from ppx.inference import Empirical, rmh
+    from ppx.inference.mcmc import ChainsInterrupted
 
     try:
         return rmh(
@@ -197,9 +199,25 @@ def _rmh(
         )  # fmt: skip
     except UnknownObservation as error:
         raise typer.BadParameter(str(error), param_hint="--observe") from None
-    except Interrupted as interrupt:  # its message says how far it got and how to resume
-        console.print(str(interrupt), soft_wrap=True)
+    except ChainsInterrupted as interrupt:  # its message says how far it got and how to resume
+        kept = interrupt.partial
+        if interrupt.resumable or not isinstance(kept, Empirical) or not len(kept):
+            console.print(str(interrupt), soft_wrap=True)
+            raise typer.Exit(130) from None
+        path = _interrupted_path()
+        kept.save(path)
+        console.print(
+            f"RMH interrupted after {min(interrupt.steps)} of {interrupt.total_steps} steps per "
+            f"chain: kept {len(kept)} samples in {path} (ppx plot {path} shows them); "
+            "with --out FILE an interrupted run can be resumed",
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
+
+
+def _interrupted_path() -> Path:
+    """Where an interrupted job without ``--out`` keeps what it did."""
+    return Path(f"ppx-interrupted-{time.strftime('%Y%m%d-%H%M%S')}.h5")
 
 
 def _network(engine: Engine, path: Path | None) -> InferenceNetwork | None:

@@ -14,6 +14,8 @@ import typer
 
 from ppx.cli.commands import app
 from ppx.cli.gradients import app as grad_app
+from ppx.cli.keys import keys
+from ppx.cli.provenance import provenance
 from ppx.cli.sbi import app as sbi_app
 from ppx.cli.sets import app as sets_app
 from ppx.errors import PPXError, SimulatorCrashed
@@ -23,6 +25,8 @@ __all__ = ["app", "main"]
 app.add_typer(sbi_app, name="sbi")
 app.add_typer(grad_app, name="grad")
 app.add_typer(sets_app, name="sets")
+app.command()(provenance)
+app.command()(keys)
 
 #: What click raises for a bad command line (typer >= 0.22 vendors click as ``typer._click``).
 _USAGE_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))

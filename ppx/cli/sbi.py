@@ -29,6 +29,7 @@ from ppx.cli.common import (
     SimulatorOption,
     TimeoutOption,
     console,
+    interruptible,
     model_spec,
     plain_stdout,
     released,
@@ -70,7 +71,24 @@ def _model_spec(
     return ModelSpec.local(instance.model, name=task), instance.prior
 
 
+def _kept(store: Path, num_simulations: int, **options: object) -> str:
+    """What an interrupted ``ppx sbi simulate`` kept in its store, and how to go on."""
+    from ppx.inference.sbi.store import done_runs
+
+    try:
+        done = len(done_runs(store)) if store.exists() else 0
+    except (OSError, ValueError):  # not a store: the command stopped before it wrote any
+        done = 0
+    if not done:
+        return f"interrupted before {store} held any simulation; nothing to resume"
+    return (
+        f"interrupted: {done} of {num_simulations} simulations are in {store}; "
+        "run the same command again to simulate the rest"
+    )
+
+
 @app.command()
+@interruptible(_kept)
 def simulate(
     store: Annotated[Path, typer.Option(help="HDF5 simulation store (resumed if it exists)")],
     simulator: SimulatorOption = None,

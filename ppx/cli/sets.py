@@ -180,7 +180,10 @@ def train(
     layout = stored.layout
     metadata = {"simulator": layout.simulator, "store": str(store)}
     metadata.update(layout=layout.to_json(), labels=json.dumps(_labels(layout)))
-    save_estimator(estimator, config, out, metadata)
+    from ppx.provenance import collect, trained_on
+
+    record = collect(seed=seed, simulator=trained_on(store, layout.simulator))
+    save_estimator(estimator, config, out, metadata, record)
     served = "any N" if config.kind == "summed" else f"N {sizes[0]}..{sizes[1]}"
     seconds = sum(float(v) for k, v in estimator.info.items() if k.endswith("seconds"))
     console.print(

@@ -17,8 +17,9 @@ from torch.distributions import Distribution
 
 from ppx.addressing import address_stem
 from ppx.effects import Effect, Handler
-from ppx.engine.model import Model
-from ppx.engine.recorder import Recorder
+from ppx.engine.model import Model, SimulatorInfo, function_path
+from ppx.engine.recorder import DEFAULT_MAX_TRACE_LENGTH, Recorder
+from ppx.engine.streams import ProgramStream
 from ppx.errors import PPXError, SimulatorError, describe_exception
 from ppx.sites import DrawLog, KnownSite, PriorChunk, scalar_sampler
 
@@ -90,17 +91,34 @@ def _never() -> float:
 class LocalModel(Model):
     """A simulator function run in this process: the fast path for tests and engines.
 
+    Arguments:
+        fn: the simulator, a callable without arguments.
+        name: the name errors and records give it (default: ``fn``'s).
+        max_trace_length: draws one run may make before :class:`~ppx.errors.TraceTooLong`
+            (``None``: no limit).
+
     Example:
         >>> model = LocalModel(ppx.simulators.gaussian.model)
         >>> trace = model.run(observe={"obs0": 8.0, "obs1": 9.0})
     """
 
-    def __init__(self, fn: Callable[[], object], name: str | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[], object],
+        name: str | None = None,
+        max_trace_length: int | None = DEFAULT_MAX_TRACE_LENGTH,
+    ) -> None:
         self.fn = fn
         self.name = name or getattr(fn, "__qualname__", "model")
+        self.max_trace_length = max_trace_length
+
+    def describe(self) -> SimulatorInfo:
+        """The model's name and its function, ``module:qualname``."""
+        return SimulatorInfo(name=self.name, function=function_path(self.fn))
 
     def _execute(self, recorder: Recorder) -> object:
-        with RecordingHandler(recorder) as handler:
+        recorder.limit(self.max_trace_length, self.name)
+        with ProgramStream(recorder), RecordingHandler(recorder) as handler:
             try:
                 return self.fn()
             except PPXError:

@@ -8,7 +8,8 @@ simulator process over PPX.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypedDict
 
 from numpy.typing import ArrayLike
 
@@ -17,7 +18,33 @@ from ppx.engine.recorder import Recorder
 from ppx.errors import PPXError
 from ppx.trace import Trace
 
-__all__ = ["Model"]
+__all__ = ["Model", "SimulatorInfo", "function_path"]
+
+
+class SimulatorInfo(TypedDict, total=False):
+    """Which simulator made a result, and how it ran (what provenance records keep).
+
+    Attributes:
+        name: the simulator's name (the one a served simulator gives in its handshake).
+        argv: the command PPX spawned it with (a process PPX started).
+        address: where it served (a simulator PPX connected to).
+        function: ``module:qualname`` of a Python function run in-process.
+        data: the stored simulations (file or folder) a trained object learned from.
+    """
+
+    name: str
+    argv: list[str]
+    address: str
+    function: str
+    data: str
+
+
+def function_path(fn: Callable[..., object]) -> str:
+    """``module:qualname`` of ``fn`` (its ``repr`` when it has no qualified name)."""
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname is None:
+        return repr(fn)
+    return f"{getattr(fn, '__module__', None) or '?'}:{qualname}"
 
 
 class Model(ABC):
@@ -60,6 +87,10 @@ class Model(ABC):
     def prior(self, num_traces: int, observe: Mapping[str, ArrayLike] | None = None) -> list[Trace]:
         """``num_traces`` runs under the prior."""
         return [self.run(observe=observe) for _ in range(num_traces)]
+
+    def describe(self) -> SimulatorInfo:
+        """The simulator's name and how it runs, for the provenance of files written from it."""
+        return SimulatorInfo(name=self.name)
 
     @abstractmethod
     def _execute(self, recorder: Recorder) -> object:

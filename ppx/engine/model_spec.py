@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ppx.engine.local import LocalModel
-from ppx.engine.model import Model
+from ppx.engine.model import Model, SimulatorInfo
 from ppx.engine.remote import RemoteModel
 
 __all__ = ["ModelSpec"]
@@ -63,10 +63,16 @@ class ModelSpec:
             if model.spawn_arguments is not None:
                 options: dict[str, Any] = dict(model.spawn_arguments)
                 return cls("spawn", options.pop("argv"), options)
-            options = {"timeout": model.timeout, "handshake_timeout": model.handshake_timeout}
+            options = {
+                "timeout": model.timeout,
+                "handshake_timeout": model.handshake_timeout,
+                "max_trace_length": model.max_trace_length,
+                "max_message_bytes": model.max_message_bytes,
+            }
             return cls("connect", model.address, options)
         if isinstance(model, LocalModel):
-            return cls("local", model.fn, {"name": model.name})
+            limit = model.max_trace_length
+            return cls("local", model.fn, {"name": model.name, "max_trace_length": limit})
         raise TypeError(f"cannot ship a {type(model).__name__} to other processes")
 
     @classmethod
@@ -84,6 +90,20 @@ class ModelSpec:
         if self.kind == "spawn" and not isinstance(target, str) and not callable(target):
             return RemoteModel.spawn(target, **self.options)
         raise TypeError(f"a {self.kind!r} ModelSpec cannot be built from {target!r}")
+
+    def describe(self) -> SimulatorInfo:
+        """The simulator, for provenance: the model's own description when this process built
+        it (a served simulator's name is known from its handshake), else the recipe's."""
+        with _LOCK:
+            model = _BUILT.get(self.key)
+        if model is not None:
+            return model.describe()
+        target = self.target
+        if callable(target):
+            return LocalModel(target, **self.options).describe()
+        if isinstance(target, str):
+            return SimulatorInfo(address=target)
+        return SimulatorInfo(argv=list(target))
 
     def release(self) -> None:
         """Close and forget this process's model for this spec, if there is one."""

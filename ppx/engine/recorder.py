@@ -8,8 +8,9 @@ remote runs of the same program give the same trace.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import numpy as np
 import torch
@@ -17,12 +18,16 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 from torch.distributions import Distribution
 
-from ppx.addressing import address_stem, split_address
+from ppx.addressing import address_stem, full_address, split_address
 from ppx.engine.controllers import Controller, PriorController, prior_sample
+from ppx.errors import TraceTooLong
 from ppx.sites import InstanceCounter, as_value
 from ppx.trace import Draw, LazyDraws, Trace
 
-__all__ = ["Recorder", "as_tensors"]
+__all__ = ["DEFAULT_MAX_TRACE_LENGTH", "Recorder", "as_tensors"]
+
+DEFAULT_MAX_TRACE_LENGTH = 1_000_000
+"""Draws a model records in one run before :class:`~ppx.errors.TraceTooLong` (100x Pythia's)."""
 
 V = TypeVar("V")
 
@@ -64,11 +69,39 @@ class Recorder:
         self.known: Mapping[str, ArrayLike] = known() if known is not None else {}
         self.trace = Trace()
         self.counter = InstanceCounter()
+        self.max_draws: int | None = None
+        self._room = sys.maxsize  # draws left before the limit
+        self._simulator = ("", "")
 
     @property
     def last_address(self) -> str:
         """The full address of the last draw recorded (for error messages)."""
         return self.counter.last_address
+
+    def limit(self, max_draws: int | None, simulator: str, where: str = "") -> None:
+        """Stop the run with :class:`TraceTooLong` at its ``max_draws + 1``-th draw.
+
+        Models call it as a run starts (the limit is theirs: ``max_trace_length``).
+
+        Arguments:
+            max_draws: draws allowed (samples, observes, batched draws); ``None``: no limit.
+            simulator: the simulator's name, for the error.
+            where: where it runs (e.g. ``" at ipc:///tmp/sim"``), for the error.
+        """
+        self.max_draws = max_draws
+        self._room = sys.maxsize if max_draws is None else max_draws - len(self.trace)
+        self._simulator = (simulator, where)
+
+    def _too_long(self, address: str) -> NoReturn:
+        name, where = self._simulator
+        raise TraceTooLong(
+            f"simulator {name!r}{where} made more than {self.max_draws} draws in one run "
+            f"(the engine's max_trace_length); the run was stopped at address {address!r}. "
+            "An endless loop? Otherwise raise the model's max_trace_length (None: no limit).",
+            error_type="TraceTooLong",
+            simulator=name,
+            address=address,
+        )
 
     def fresh(self) -> Recorder:
         """A new recorder with the same controller and observations (for a retried run)."""
@@ -93,6 +126,9 @@ class Recorder:
     ) -> Tensor:
         """Record a sample and return its value (``replace``: see ``ppx.sample``)."""
         address = self.counter.address(address_stem(base, distribution))
+        self._room -= 1
+        if self._room < 0:
+            self._too_long(address)
         observed = self._observed_value(address, base, name)
         if observed is not None:
             value = torch.as_tensor(observed)
@@ -133,6 +169,10 @@ class Recorder:
             return
         if not first:
             first = self.counter.skip(stem, len(values))
+        room = self._room
+        self._room -= len(values)
+        if self._room < 0:
+            self._too_long(full_address(stem, first + room))
         self.trace.add_lazy(LazyDraws(base, name, distribution, values, stem, first))
 
     def _local(
@@ -140,6 +180,9 @@ class Recorder:
     ) -> None:
         """Record one sample whose value the simulator chose itself."""
         address = self.counter.address(address_stem(base, distribution))
+        self._room -= 1
+        if self._room < 0:
+            self._too_long(address)
         observed = self._observed_value(address, base, name)
         if observed is None:
             self.trace.add(Draw(address, base, name, distribution, value, control, False))
@@ -175,6 +218,9 @@ class Recorder:
     ) -> None:
         """Record an observation; the engine's data override ``value``."""
         address = self.counter.address(address_stem(base, distribution))
+        self._room -= 1
+        if self._room < 0:
+            self._too_long(address)
         override = self._observed_value(address, base, name)
         if override is not None:
             value = override

@@ -13,19 +13,20 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 
 from ppx.engine.blocks import record_blocks, replay_blocks
-from ppx.engine.model import Model
+from ppx.engine.model import Model, SimulatorInfo
+from ppx.engine.no_reply import missing_reply, not_serving
 from ppx.engine.process import SimulatorProcess
-from ppx.engine.recorder import Recorder
+from ppx.engine.recorder import DEFAULT_MAX_TRACE_LENGTH, Recorder
+from ppx.engine.streams import run_seed
 from ppx.errors import (
     HandshakeError,
     InvalidDistribution,
     InvalidParameters,
-    PPXError,
     ProtocolError,
     SimulatorCrashed,
     SimulatorError,
     SimulatorTimeout,
-    SimulatorUnreachable,
+    TraceTooLong,
 )
 from ppx.protocol import (
     BATCHED_DRAWS,
@@ -36,10 +37,10 @@ from ppx.protocol import (
     decode,
     encode,
     encode_scalar_result,
-    listening,
     negotiate,
 )
 from ppx.protocol import messages as m
+from ppx.protocol.curve import ClientKeys
 from ppx.trace import Trace
 
 __all__ = ["RemoteModel"]
@@ -58,6 +59,8 @@ class SpawnArguments(TypedDict):
     env: dict[str, str] | None
     cwd: str | None
     batched: bool
+    max_trace_length: int | None
+    max_message_bytes: int | None
 
 
 class RemoteModel(Model):
@@ -71,6 +74,16 @@ class RemoteModel(Model):
         batched: use the ``batched_draws`` extension when the simulator offers
             it (uncontrolled draws made locally and reported in bulk, known
             values sent with the run); ``False`` forces a round trip per draw.
+        max_trace_length: draws one run may make before :class:`TraceTooLong`
+            (``None``: no limit); the simulator is told to abandon that run.
+        max_message_bytes: the largest reply accepted; ``None``: the environment
+            variable ``PPX_MAX_MESSAGE_BYTES``, else 256 MiB. A bigger one is
+            dropped by ZeroMQ with the connection: :class:`SimulatorDisconnected`.
+        curve: CurveZMQ client keys for a server that requires them
+            (:class:`ppx.protocol.curve.ClientKeys`); ``None``: the environment's
+            ``PPX_CURVE_SECRET`` and ``PPX_CURVE_SERVER_KEY``, if set (Dask
+            workers read them there too). A server that requires keys never
+            answers a client without the admitted ones: :class:`SimulatorTimeout`.
 
     Raises:
         InvalidAddress: a malformed address.
@@ -90,6 +103,9 @@ class RemoteModel(Model):
         timeout: float | None = 30.0,
         handshake_timeout: float | None = None,
         batched: bool = True,
+        max_trace_length: int | None = DEFAULT_MAX_TRACE_LENGTH,
+        max_message_bytes: int | None = None,
+        curve: ClientKeys | None = None,
         _process: SimulatorProcess | None = None,
         _retries: int = 0,
     ) -> None:
@@ -97,6 +113,8 @@ class RemoteModel(Model):
         self.timeout = timeout
         self.handshake_timeout = timeout if handshake_timeout is None else handshake_timeout
         self.batched = batched
+        self.max_trace_length = max_trace_length
+        self.max_message_bytes = max_message_bytes  # as given: None reads the environment
         self.process = _process
         self.retries = _retries
         self.name = address
@@ -104,7 +122,9 @@ class RemoteModel(Model):
         self.peer_system = ""
         self.capabilities: frozenset[str] = frozenset()
         self._decoded: dict[bytes, m.Message] = {}
-        self._requester = Requester(address, alive=_process.alive if _process else None)
+        self._handshake_due = False  # a reset socket is a new engine to the server: handshake
+        alive = _process.alive if _process else None
+        self._requester = Requester(address, alive, max_message_bytes, curve)
         self._finalizer = weakref.finalize(self, _release, self._requester, _process)
         try:
             self._handshake()
@@ -124,6 +144,8 @@ class RemoteModel(Model):
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         batched: bool = True,
+        max_trace_length: int | None = DEFAULT_MAX_TRACE_LENGTH,
+        max_message_bytes: int | None = None,
     ) -> RemoteModel:
         """Start ``argv`` as a simulator process and connect to it; the model owns it.
 
@@ -132,7 +154,9 @@ class RemoteModel(Model):
         is restarted and the run retried up to ``retries`` times. A process that
         exits before it serves fails at once (:class:`SimulatorCrashed`, quoting
         its stderr); one that does not serve within ``startup_timeout`` seconds
-        (``None``: no limit) fails with :class:`SimulatorTimeout`.
+        (``None``: no limit) fails with :class:`SimulatorTimeout`. The other
+        keywords are :class:`RemoteModel`'s (``max_message_bytes`` limits this
+        engine's socket; the simulator reads ``PPX_MAX_MESSAGE_BYTES``).
         """
         process = SimulatorProcess(argv, address, env, cwd)
         try:
@@ -141,6 +165,8 @@ class RemoteModel(Model):
                 timeout=timeout,
                 handshake_timeout=math.inf if startup_timeout is None else startup_timeout,
                 batched=batched,
+                max_trace_length=max_trace_length,
+                max_message_bytes=max_message_bytes,
                 _process=process,
                 _retries=retries,
             )
@@ -155,8 +181,16 @@ class RemoteModel(Model):
             env=None if env is None else dict(env),
             cwd=cwd,
             batched=batched,
+            max_trace_length=max_trace_length,
+            max_message_bytes=max_message_bytes,
         )
         return model
+
+    def describe(self) -> SimulatorInfo:
+        """The simulator's name and how it runs: the argv PPX spawned, or its address."""
+        if self.spawn_arguments is not None:
+            return SimulatorInfo(name=self.name, argv=list(self.spawn_arguments["argv"]))
+        return SimulatorInfo(name=self.name, address=self.address)
 
     # -- lifetime ---------------------------------------------------------------
     def close(self) -> None:
@@ -194,20 +228,18 @@ class RemoteModel(Model):
         if isinstance(reply, bytes):
             return reply
         self._requester.reset()
-        where = f"; last draw recorded at address {last_address!r}" if last_address else ""
-        if reply == "timeout":
-            raise SimulatorTimeout(
-                f"simulator {self.name!r} at {self.address} did not answer within "
-                f"{timeout} s{where}"
-            )
-        raise SimulatorCrashed(f"{reply}{where}")
+        self._handshake_due = True
+        limit = self._requester.max_message_bytes
+        raise missing_reply(reply, self.name, self.address, timeout, last_address, limit)
 
-    def _handshake(self) -> None:
+    def _handshake(self, again: bool = False) -> None:
+        """Handshake; ``again``: after a reset, to a simulator that answered before.
+
+        The server keeps each engine's negotiated extensions by socket, and a
+        reset socket is a new one to it.
+        """
         hello = encode(m.Handshake(SYSTEM_NAME, PROTOCOL_VERSION, CAPABILITIES))
-        try:
-            data = self._request(hello, "", self.handshake_timeout)
-        except (SimulatorCrashed, SimulatorTimeout) as error:
-            raise self._not_serving(error) from None
+        data = self._request(hello, "", self.timeout) if again else self._first_contact(hello)
         reply = decode(data)
         if not isinstance(reply, m.HandshakeResult):
             raise HandshakeError(
@@ -223,27 +255,22 @@ class RemoteModel(Model):
         self.name = reply.model_name
         self.peer_system = reply.system_name
         self.capabilities = negotiate(CAPABILITIES, reply.capabilities)
+        self._handshake_due = False
 
-    def _not_serving(self, error: PPXError) -> PPXError:
-        """The clearest error for a handshake that got no answer: why, in one message."""
-        waited = f"waited {self.handshake_timeout:g} s"
-        process, address = self.process, self.address
-        if process is not None:
-            status = process.exit_status()
-            if status is not None:
-                return SimulatorCrashed(process.report(f"{status} before serving at {address}"))
-            return SimulatorTimeout(process.report(f"did not serve at {address} ({waited})"))
-        if isinstance(error, SimulatorCrashed):
-            return error
-        there = listening(self.address)
-        if there is False:
-            return SimulatorUnreachable(f"nothing is listening at {self.address} ({waited})")
-        if there:
-            return SimulatorTimeout(
-                f"something listens at {self.address} but did not answer the PPX handshake "
-                f"({waited}): a busy simulator, or not a PPX simulator"
-            )
-        return SimulatorTimeout(f"no PPX simulator answered at {self.address} ({waited})")
+    def _first_contact(self, hello: bytes) -> bytes:
+        """The first handshake's reply, or the clearest error for its absence.
+
+        Connections that drop are waited out: before a simulator serves, a
+        server going away or a peer that is not a PPX server may drop one.
+        """
+        self._requester.send(hello)
+        reply = self._requester.recv(self.handshake_timeout, drops=False)
+        if isinstance(reply, bytes):
+            return reply
+        self._requester.reset()
+        limit, waited = self._requester.max_message_bytes, self.handshake_timeout
+        error = missing_reply(reply, self.name, self.address, waited, "", limit)
+        raise not_serving(error, self.address, waited, self.process)
 
     def _decode(self, data: bytes, recorder: Recorder) -> m.Message:
         message = self._decoded.get(data)
@@ -269,29 +296,38 @@ class RemoteModel(Model):
 
     def _run_request(self, recorder: Recorder) -> bytes:
         """The Run message: with the batched-draws fields where both sides support them."""
+        seed = run_seed()  # drawn in any case: the engine's stream advances as in-process
         if not self.batched or BATCHED_DRAWS not in self.capabilities:
             return _RUN
         replay = replay_blocks(recorder.observed, recorder.known)
-        seed = int(torch.randint(1, 2**63 - 1, ()))
         return encode(m.Run(record=True, seed=seed, replay=replay))
 
     def _execute(self, recorder: Recorder) -> Tensor | None:
+        if self._handshake_due:
+            self._handshake(again=True)
+        recorder.limit(self.max_trace_length, self.name, f" at {self.address}")
+        self._requester.forget_drops()
         timeout = self.timeout
         data = self._request(self._run_request(recorder), recorder.last_address, timeout)
         while True:
             message = self._decode(data, recorder)
-            draws = getattr(message, "draws", None)
-            if draws:
-                record_blocks(recorder, draws)
-            if isinstance(message, m.RunResult):
-                return _as_torch(message.result)
-            answer = _ANSWERS.get(type(message))
-            if answer is None:
-                self._resync(recorder)
-                raise ProtocolError(
-                    f"simulator {self.name!r} sent {type(message).__name__} during a run"
-                )
-            data = self._request(answer(self, message, recorder), recorder.last_address, timeout)
+            try:
+                draws = getattr(message, "draws", None)
+                if draws:
+                    record_blocks(recorder, draws)
+                if isinstance(message, m.RunResult):
+                    return _as_torch(message.result)
+                answer = _ANSWERS.get(type(message))
+                if answer is None:
+                    self._resync(recorder)
+                    raise ProtocolError(
+                        f"simulator {self.name!r} sent {type(message).__name__} during a run"
+                    )
+                reply = answer(self, message, recorder)
+            except TraceTooLong:
+                self._resync(recorder)  # the simulator abandons the run: the model stays usable
+                raise
+            data = self._request(reply, recorder.last_address, timeout)
 
     # -- one answer per message type a simulator sends during a run -------------
     def _on_sample(self, message: m.Sample, recorder: Recorder) -> bytes:

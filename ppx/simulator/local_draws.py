@@ -26,6 +26,8 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from ppx.addressing import address_stem
+from ppx.errors import ProtocolError
+from ppx.prior_draws import prior_sample
 from ppx.protocol import messages as m
 from ppx.sites import (
     DrawLog,
@@ -56,6 +58,8 @@ class LocalDraws:
         self.stems: dict[str, ValueRange] = {}
         for block in run.replay:
             values = np.asarray(block.values, dtype=np.float64)
+            if values.ndim == 0 or len(values) == 0:
+                raise ProtocolError(f"the replayed block {block.key!r} holds no rows of values")
             if block.first_instance == 0:
                 self.named[block.key] = values[0]
             else:
@@ -83,7 +87,7 @@ class LocalDraws:
         if known is not None:
             value = as_value(known, distribution)
         elif self.record and not control:
-            value = distribution.sample()
+            value = prior_sample(distribution)  # as the engine draws it in-process
         else:
             return None
         self.log.add(base, name, distribution, control, value)

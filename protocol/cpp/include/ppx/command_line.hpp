@@ -24,7 +24,10 @@ inline void usage(std::FILE* to, const char* program, const CommandLine& default
   }
   std::fprintf(to, "\n  --address ADDR   ZeroMQ address to serve on (default: %s)\n",
                defaults.address.c_str());
-  std::fprintf(to, "  --allow-remote   allow binding beyond loopback (e.g. tcp://*:5555)\n");
+  std::fprintf(to,
+               "  --allow-remote   allow binding beyond loopback (e.g. tcp://*:5555); needs\n"
+               "                   CurveZMQ keys: PPX_CURVE_SECRET and PPX_CURVE_CLIENTS\n"
+               "                   (`ppx keys FOLDER` makes them)\n");
   for (const auto& [name, value] : defaults.options) {
     std::fprintf(to, "  --%s VALUE (default: %s)\n", name.c_str(), value.c_str());
   }

@@ -269,6 +269,28 @@ inline Tensor value_tensor(double value) { return to_tensor(value); }
 inline Tensor value_tensor(std::int64_t value) { return to_tensor(value); }
 inline Tensor value_tensor(const std::vector<double>& value) { return to_tensor(value); }
 
+/// Whether llround(value) lies in [low, high] (so: a number, and one that fits).
+inline bool rounds_into(double value, double low, double high) {
+  return value >= low - 0.5 && value < high + 0.5;  // false for NaN
+}
+
+/// Whether the engine's number ``value`` is a possible value of ``dist``. Only
+/// counts and categories are checked: a simulator indexes arrays with them. A
+/// continuous draw takes any number (the engine weighs one outside the support
+/// itself, with log-probability -inf, as RMH does when it replays old values).
+template <class D>
+bool in_support(const D&, double) {
+  return true;
+}
+inline bool in_support(const Categorical& dist, double value) {
+  return rounds_into(value, 0, double(dist.probs.size()) - 1);
+}
+inline bool in_support(const Poisson&, double value) { return rounds_into(value, 0, 9e18); }
+inline bool in_support(const Bernoulli&, double value) { return rounds_into(value, 0, 1); }
+inline bool in_support(const Binomial& dist, double value) {
+  return rounds_into(value, 0, dist.total_count);
+}
+
 /// The engine's value (``data`` of ``size`` numbers) as the distribution's value type.
 inline void read_value(const double* data, std::size_t, double& out) { out = data[0]; }
 inline void read_value(const double* data, std::size_t, std::int64_t& out) {

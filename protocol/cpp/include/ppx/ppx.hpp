@@ -19,6 +19,7 @@
 // Exponential, Gamma, LogNormal, Binomial, Weibull, and MultivariateNormal
 // for engines that announce the "multivariate_normal" capability. Wire
 // protocol: PPX 1.1.0, compatible with pyprob 1.0.0 engines (see wire.hpp).
+// Serving beyond loopback (--allow-remote) requires CurveZMQ keys (see curve.hpp).
 #pragma once
 
 #include "ppx/command_line.hpp"

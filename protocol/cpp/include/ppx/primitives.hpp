@@ -49,7 +49,10 @@ inline std::string base_address(std::string_view name, const Site& site) {
 /// rejection-sampling loop, drawn again until accepted, as Python's
 /// ``ppx.sample(..., replace=True)``). Returns the engine's value: double,
 /// std::int64_t for counts and categories, std::vector<double> for
-/// MultivariateNormal.
+/// MultivariateNormal. A count or category outside the distribution's support
+/// (a category >= the number of probs, say) never reaches the simulator: the
+/// run fails, and the engine sees an "InvalidDistribution" error (a rejection
+/// for MCMC).
 ///
 ///     double mu = ppx::sample(ppx::Normal{1.0, std::sqrt(5.0)}, "mu");
 template <class D>

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -39,8 +40,8 @@ struct Abort {};
 
 /// What the server does once a run was abandoned.
 struct Abandoned {
-  std::optional<std::vector<std::uint8_t>> reply;    // the answer to the pending request
-  std::optional<std::vector<std::uint8_t>> pending;  // a request to handle next
+  std::optional<std::vector<std::uint8_t>> reply;  // the answer to the pending request
+  bool again = false;  // handle that request (still the channel's) as a new one
 };
 
 class Run {
@@ -77,8 +78,15 @@ class Run {
                               "SampleResult for address '" + last_address + "' holds " +
                                   std::to_string(data ? data->size() : 0) + " values, not " +
                                   std::to_string(size),
-                              last_address),
-               std::nullopt});
+                              last_address)});
+    }
+    if (!in_support(dist, data->data()[0])) {
+      std::ostringstream number;
+      number << data->data()[0];
+      abandon({channel_.error("InvalidDistribution",
+                              "SampleResult for address '" + last_address + "' is " +
+                                  number.str() + ", outside the support of " + D::kind,
+                              last_address)});
     }
     typename D::value_type value;
     read_value(data->data(), size, value);
@@ -133,7 +141,7 @@ class Run {
     if (abandoned) throw Abort{};  // the simulator swallowed an Abort: unwind again
     last_address = std::move(address);
     if constexpr (std::is_same_v<D, MultivariateNormal>) {
-      if (!channel_.multivariate_normal) {
+      if (!channel_.terms().multivariate_normal) {
         throw UnsupportedDistribution(
             "the engine did not announce the 'multivariate_normal' extension (a PPX 1.0.0 "
             "peer such as pyprob cannot receive MultivariateNormal); address '" +
@@ -150,23 +158,27 @@ class Run {
   /// Send the built message; return the engine's next request if it is of the
   /// ``expected`` type, otherwise abandon the run.
   const wire::Message* exchange(wire::MessageBody expected) {
-    channel_.send_built();
-    if (!channel_.wait()) abandon({});  // the server stops
+    if (!channel_.send_built()) abandon({});  // the engine is gone
+    switch (channel_.wait()) {
+      case Heard::answer:
+        break;
+      case Heard::successor:  // the engine's new socket: its request starts over
+        abandon({std::nullopt, true});
+      case Heard::nothing:  // the server stops, or the engine kept others waiting
+        abandon({});
+    }
     std::string error;
     const wire::Message* reply = parse(channel_.request, error);
-    if (reply == nullptr) {
-      abandon({channel_.error("ProtocolError", error, last_address), std::nullopt});
-    }
+    if (reply == nullptr) abandon({channel_.error("ProtocolError", error, last_address)});
     const wire::MessageBody type = reply->body_type();
     if (type == expected) return reply;
-    if (type == wire::MessageBody::Reset) abandon({channel_.reset(), std::nullopt});
+    if (type == wire::MessageBody::Reset) abandon({channel_.reset()});
     if (type == wire::MessageBody::Run || type == wire::MessageBody::Handshake) {
-      abandon({std::nullopt, channel_.request});  // the engine gave up on this run: start over
+      abandon({std::nullopt, true});  // the engine gave up on this run: start over
     }
     abandon({channel_.error("ProtocolError",
                             "expected " + body_name(expected) + ", got " + body_name(type),
-                            last_address),
-             std::nullopt});
+                            last_address)});
   }
 
   [[noreturn]] void abandon(Abandoned what) {

@@ -1,9 +1,12 @@
 // ppx::Server: serves a simulator function over PPX, the C++ twin of
-// ppx/server.py. It binds a ZeroMQ REP socket and answers requests: a
+// ppx/server.py. It binds a ZeroMQ ROUTER socket and answers requests: a
 // Handshake with the model's name, each Run by calling the function once.
-// A failing run (an exception, invalid distribution parameters, a confused
-// engine) is reported to the engine and the server keeps serving; SIGTERM and
-// SIGINT stop it cleanly (socket closed, ipc file removed, exit code 0).
+// Several engines may share it: runs are served one at a time, in the order
+// asked (see channel.hpp). A failing run (an exception, invalid distribution
+// parameters, a confused engine) is reported to the engine and the server
+// keeps serving; SIGTERM and SIGINT stop it cleanly (socket closed, ipc file
+// removed, exit code 0). With $PPX_CURVE_SECRET and $PPX_CURVE_CLIENTS set it
+// serves over CurveZMQ (curve.hpp), which binding beyond loopback requires.
 #pragma once
 
 #include <cstdint>
@@ -27,9 +30,6 @@
 
 namespace ppx {
 
-constexpr const char* kProtocolVersion = "1.1.0";
-constexpr const char* kSystemName = "ppx (C++)";
-
 namespace detail {
 
 /// The readable type of an exception, e.g. "std::runtime_error".
@@ -46,10 +46,6 @@ inline std::string type_name(const std::exception& error) {
 #endif
 }
 
-inline std::string major_version(const std::string& version) {
-  return version.substr(0, version.find('.'));
-}
-
 }  // namespace detail
 
 class Server {
@@ -62,23 +58,24 @@ class Server {
       : model_name_(std::move(model_name)), simulator_(wrap(std::move(simulator))) {}
 
   /// Serve at ``address`` (ipc:///tmp/name or tcp://127.0.0.1:PORT) until
-  /// SIGTERM or SIGINT; returns 0 then. Throws std::invalid_argument for an
-  /// address beyond loopback without ``allow_remote``, std::runtime_error if
-  /// it cannot be bound.
+  /// SIGTERM or SIGINT; returns 0 then. CurveZMQ when $PPX_CURVE_SECRET and
+  /// $PPX_CURVE_CLIENTS name keys. Throws std::invalid_argument for an address
+  /// beyond loopback without ``allow_remote`` and CURVE keys, or for bad keys;
+  /// std::runtime_error if it cannot be bound.
   int serve(const std::string& address, bool allow_remote = false) {
-    detail::check_bind_address(address, allow_remote);
+    const std::optional<detail::CurveKeys> curve = detail::curve_keys_from_env();
+    detail::check_bind_address(address, allow_remote, curve.has_value());
     detail::StopSignals signals;
-    detail::Channel channel(address, model_name_);
-    std::fprintf(stderr, "ppx: serving '%s' at %s\n", model_name_.c_str(), address.c_str());
-    std::optional<std::vector<std::uint8_t>> next;
+    detail::Channel channel(address, model_name_, curve ? &*curve : nullptr);
+    const std::string security =
+        curve ? " (CurveZMQ; admitted client keys: " + std::to_string(curve->clients.size()) + ")"
+              : "";
+    std::fprintf(stderr, "ppx: serving '%s' at %s%s\n", model_name_.c_str(), address.c_str(),
+                 security.c_str());
+    bool again = false;  // the last request cut a run short: handle it as a new one
     while (!detail::stop_requested()) {
-      if (next) {
-        channel.request.swap(*next);
-        next.reset();
-      } else if (!channel.receive()) {
-        continue;
-      }
-      next = handle(channel);
+      const bool ready = again ? channel.handle_now() : channel.receive();
+      again = ready && handle(channel);
     }
     return 0;
   }
@@ -111,66 +108,16 @@ class Server {
     };
   }
 
-  /// Answer one request; returns a request to handle next (a run was cut short by it).
-  std::optional<std::vector<std::uint8_t>> handle(detail::Channel& channel) {
-    std::string error;
-    const wire::Message* message = detail::parse(channel.request, error);
-    if (message == nullptr) {
-      channel.send(channel.error("ProtocolError", error, ""));
-      return std::nullopt;
-    }
-    switch (message->body_type()) {
-      case wire::MessageBody::Handshake:
-        handshake(channel, *message->body_as_Handshake());
-        return std::nullopt;
-      case wire::MessageBody::Run:
-        return run(channel);
-      case wire::MessageBody::Reset:
-        channel.send(channel.reset());
-        return std::nullopt;
-      default:
-        channel.send(channel.error(
-            "ProtocolError", "unexpected " + detail::body_name(message->body_type()) + " outside a run",
-            ""));
-        return std::nullopt;
-    }
-  }
+  /// Answer one request; true if it cut a run short and is to be handled again.
+  bool handle(detail::Channel& channel) { return !channel.answer_without_run() && run(channel); }
 
-  /// Negotiate as ppx/server.py does: an engine without protocol_version is a
-  /// PPX 1.0.0 engine (pyprob) and gets a 1.0.0 answer, without extensions.
-  void handshake(detail::Channel& channel, const wire::Handshake& hello) {
-    const flatbuffers::String* version = hello.protocol_version();
-    channel.compatible = detail::major_version(version ? version->str() : "1.0.0") ==
-                         detail::major_version(kProtocolVersion);
-    channel.error_report = channel.multivariate_normal = false;
-    if (const auto* capabilities = hello.capabilities()) {
-      for (const flatbuffers::String* capability : *capabilities) {
-        channel.error_report |= capability->str() == "error_report";
-        channel.multivariate_normal |= capability->str() == "multivariate_normal";
-      }
-    }
-    detail::Builder& b = channel.builder;
-    b.Clear();
-    auto system = b.CreateString(kSystemName);
-    auto model = b.CreateString(model_name_);
-    flatbuffers::Offset<wire::HandshakeResult> reply;
-    if (version == nullptr) {
-      reply = wire::CreateHandshakeResult(b, system, model);
-    } else {
-      auto ours = b.CreateString(kProtocolVersion);
-      auto capabilities = b.CreateVectorOfStrings({"error_report", "multivariate_normal"});
-      reply = wire::CreateHandshakeResult(b, system, model, ours, capabilities);
-    }
-    detail::finish(b, wire::MessageBody::HandshakeResult, reply);
-    channel.send_built();
-  }
-
-  /// Run the simulator once and answer with its result or its failure.
-  std::optional<std::vector<std::uint8_t>> run(detail::Channel& channel) {
-    if (!channel.compatible) {
+  /// Run the simulator once and answer with its result or its failure; true
+  /// if the engine cut the run short with a request to handle as a new one.
+  bool run(detail::Channel& channel) {
+    if (!channel.terms().compatible) {
       channel.send(channel.error("HandshakeError",
                                  "incompatible protocol versions; handshake again", ""));
-      return std::nullopt;
+      return false;
     }
     detail::Run run(channel);
     Tensor result;
@@ -190,18 +137,18 @@ class Server {
     }
     if (run.abandoned) {  // the engine gave up on the run: its word counts, not ours
       if (run.abandoned->reply) channel.send(*run.abandoned->reply);
-      return std::move(run.abandoned->pending);
+      return run.abandoned->again;
     }
     if (failure) {
       channel.send(channel.error(failure->first, failure->second, run.last_address));
-      return std::nullopt;
+      return false;
     }
     detail::Builder& b = channel.builder;
     b.Clear();
     auto tensor = detail::write_tensor(b, result);
     detail::finish(b, wire::MessageBody::RunResult, wire::CreateRunResult(b, tensor));
     channel.send_built();
-    return std::nullopt;
+    return false;
   }
 
   static std::string where(const std::string& address) {
