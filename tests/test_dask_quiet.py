@@ -33,6 +33,7 @@ def exit_slowly(seconds: float, done: str) -> None:
     atexit.register(time.sleep, seconds)  # runs first
 
 
+@pytest.mark.slow  # 15-20 s: a cluster start and a 4.5 s worker exit
 def test_a_worker_slow_to_exit_is_not_killed(capfd, tmp_path):
     done = tmp_path / "exited"
     with open_client(n_workers=1) as client:

@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
 
 
+@pytest.mark.slow  # 15-35 s: each Python simulator restart imports torch
 def test_runs_survive_simulator_kills_without_leaks(tmp_path):
     figures = tmp_path / "soak.json"
     argv = ["--runs", "300", "--kills", "3", "--seed", "1", "--json", str(figures)]
