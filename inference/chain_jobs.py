@@ -11,10 +11,8 @@ an uninterrupted run.
 
 from __future__ import annotations
 
-import logging
 import math
 import pickle
-import signal
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -31,7 +29,7 @@ from ppx.inference.records import Record
 from ppx.provenance import Provenance, collect, find
 
 if TYPE_CHECKING:
-    from distributed import Client, WorkerPlugin
+    from distributed import Client
 
 __all__ = ["ChainsInterrupted", "run_chains"]
 
@@ -151,7 +149,9 @@ def run_chains(
             output.write(job.posterior(), job.checkpoints)
         if isinstance(error, KeyboardInterrupt):
             if _local_cluster(client):  # its workers may be slow to close: no need to say so
-                _mute("distributed.nanny", "still alive after")
+                from ppx.inference.local_workers import mute_log
+
+                mute_log("distributed.nanny", "still alive after")
             where = None if output is None else output.path
             raise ChainsInterrupted(
                 job.steps(), job.config.total_steps, where, job.posterior()
@@ -344,39 +344,6 @@ def _shield_local_workers(client: Client | None) -> None:
     """
     if _local_cluster(client):
         assert client is not None
-        client.register_plugin(_shield_plugin(), name="ppx-ignore-sigint")
+        from ppx.inference.local_workers import QuietWorkers
 
-
-def _shield_plugin() -> WorkerPlugin:
-    """A worker plugin that runs :func:`_shield_worker` in every worker, now and later."""
-    from distributed import WorkerPlugin
-
-    class Shield(WorkerPlugin):
-        def setup(self, worker: object) -> None:
-            _shield_worker()
-
-    return Shield()
-
-
-def _shield_worker() -> None:
-    """In a worker (its main thread): ignore SIGINT, and say nothing of cancelled tasks."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _mute("distributed.worker.state_machine", "ended with CancelledError")
-
-
-def _mute(logger: str, fragment: str) -> None:
-    """Drop, from now on, the records of ``logger`` whose message contains ``fragment``."""
-    target = logging.getLogger(logger)
-    if not any(getattr(f, "fragment", None) == fragment for f in target.filters):
-        target.addFilter(_Drop(fragment))
-
-
-class _Drop(logging.Filter):
-    """Drops the log records whose message contains ``fragment``."""
-
-    def __init__(self, fragment: str) -> None:
-        super().__init__()
-        self.fragment = fragment
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.fragment not in record.getMessage()
+        client.register_plugin(QuietWorkers(), name=QuietWorkers.name)

@@ -26,7 +26,7 @@ from typing import Literal
 
 from distributed import Nanny, WorkerPlugin
 
-__all__ = ["EXIT_SECONDS", "PatientNanny", "QuietWorkers"]
+__all__ = ["EXIT_SECONDS", "PatientNanny", "QuietWorkers", "mute_log"]
 
 #: Seconds a closing nanny waits for its worker (80% of them) before killing it.
 EXIT_SECONDS = 20.0
@@ -56,10 +56,10 @@ class QuietWorkers(WorkerPlugin):
     def setup(self, worker: object) -> None:
         """Runs in the worker's main thread when the plugin reaches it."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _mute("distributed.worker.state_machine", CANCELLED)
+        mute_log("distributed.worker.state_machine", CANCELLED)
 
 
-def _mute(logger: str, fragment: str) -> None:
+def mute_log(logger: str, fragment: str) -> None:
     """Drop, from now on, the records of ``logger`` whose message contains ``fragment``."""
     target = logging.getLogger(logger)
     if not any(getattr(f, "fragment", None) == fragment for f in target.filters):
