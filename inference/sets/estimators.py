@@ -128,14 +128,19 @@ def train_steps(
     return history
 
 
-def make_flow(theta_dim: int, context: int, flow: str, transforms: int, hidden: int) -> nn.Module:
+def make_flow(
+    theta_dim: int, context: int, flow: str, transforms: int, hidden: int, linear: bool = False
+) -> nn.Module:
     """A zuko flow over ``theta_dim`` features given ``context``: ``"nsf"`` or ``"maf"``.
 
     ``"nsf"`` puts one conditional affine transform (zuko's
     ``MaskedAutoregressiveTransform``) before zuko's ``NSF`` splines: the
     affine layer follows the posterior's location and width, which shrinks as
     ``1 / sqrt(N)`` and which bounded splines alone learn slowly; the splines
-    then shape what is left. ``"maf"`` is zuko's affine ``MAF``.
+    then shape what is left; with ``linear`` that affine layer is a
+    :class:`ConditionalAffine`, whose shift has a linear path from the context
+    (for a set embedding that carries the events' means). ``"maf"`` is zuko's
+    affine ``MAF``.
     """
     features = (hidden, hidden)
     if flow == "maf":
@@ -143,7 +148,11 @@ def make_flow(theta_dim: int, context: int, flow: str, transforms: int, hidden: 
     if flow != "nsf":
         raise ValueError(f"flow must be 'nsf' or 'maf', got {flow!r}")
     splines = zuko.flows.NSF(theta_dim, context, transforms=transforms, hidden_features=features)
-    affine = ConditionalAffine(theta_dim, context, hidden)
+    affine: zuko.flows.LazyTransform = (
+        ConditionalAffine(theta_dim, context, hidden)
+        if linear
+        else zuko.flows.MaskedAutoregressiveTransform(theta_dim, context, hidden_features=features)
+    )
     parts = cast("Sequence[zuko.flows.LazyTransform]", splines.transform.transforms)
     return zuko.flows.Flow([affine, *parts], splines.base)
 
@@ -221,7 +230,7 @@ class SetNPE(nn.Module):
         if not isinstance(width, int):
             raise ValueError("a network module needs an int attribute embedding_dim")
         self.network: nn.Module = module
-        self.flow = make_flow(theta_dim, width, flow, transforms, hidden)
+        self.flow = make_flow(theta_dim, width, flow, transforms, hidden, linear=True)
         self.theta_scaling, self.event_scaling = Standardizer(theta_dim), Standardizer(event_dim)
         self.n_range: tuple[int, int] | None = None
         self.info: dict[str, float | int | str] = {}
