@@ -54,7 +54,7 @@ import dask.config
 from distributed import Client, LocalCluster, Nanny
 
 from ppx.inference.interrupts import sigint_ignored
-from ppx.inference.local_workers import PatientNanny, QuietWorkers
+from ppx.inference.local_workers import PatientNanny, QuietWorkers, mute_log
 from ppx.inference.threads import ENV, worker_threads
 
 if TYPE_CHECKING:
@@ -153,6 +153,10 @@ def _local_client(stack: contextlib.ExitStack, n_workers: int | None, allow_remo
     with sigint_ignored():
         cluster = stack.enter_context(LocalCluster(**local_options(n_workers, allow_remote)))
     client = Client(cluster)
+    # distributed's ``sync`` races with a Ctrl-C: its cancel callback can run before the
+    # future it cancels exists, and tornado logs that NameError's traceback; the stop
+    # itself is clean (the driver saves, cancels and closes), so the line is noise
+    mute_log("tornado.application", "sync.<locals>.cancel")
     try:
         client.register_plugin(QuietWorkers(), name=QuietWorkers.name)
     except BaseException:
