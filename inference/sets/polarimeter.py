@@ -86,8 +86,12 @@ class LinearLikelihood(nn.Module):
 
     def analysing_power(self, events: Tensor) -> Tensor:
         """``a(x_i)`` of each event ``(N, event_dim)``: ``(N,)`` in ``(-1, 1)``."""
+        return self._power(self._inputs(events))
+
+    def _power(self, inputs: Tensor) -> Tensor:
+        """``a`` of network inputs made by :meth:`_inputs`."""
         bound = 1 - 1e-6  # tanh rounds to 1 in float32; log(1 + P a) must stay finite
-        return torch.tanh(self.net(self._inputs(events))[:, 0]).clamp(-bound, bound)
+        return torch.tanh(self.net(inputs)[:, 0]).clamp(-bound, bound)
 
     def fit(
         self,
@@ -116,12 +120,12 @@ class LinearLikelihood(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         inputs = self._inputs(events)  # validates the shape and labels (before scaling)
         self.scaling.fit(inputs[:, : self.scaling.loc.numel()])
+        inputs = self._inputs(events)  # scaled and one-hot once, not per step
         start = time.perf_counter()
 
         def step_loss(step: int) -> Tensor:
             rows = torch.randint(p.numel(), (batch_size,), generator=generator)
-            a = self.analysing_power(events[rows])
-            return -torch.log1p(p[rows] * a).mean()
+            return -torch.log1p(p[rows] * self._power(inputs[rows])).mean()
 
         with torch_threads(threads):
             self.train()
