@@ -11,6 +11,7 @@ visible products (everything but neutrinos) shower in the toy calorimeter of
     channel ~ Categorical(branching fractions)                 address "channel"
     products = decay(tau four-momentum, channel, P)            addresses "tau/...", "rho/..."
     tag final_state = [[pdg, E, px, py, pz], ...]              tag "final_state"
+    tag E_visible / E_tau                                      tag "visible_fraction"
     calo ~ Normal(deposit(visible products), noise)            address "calo" (observed)
 
 Channels (``CHANNELS``, the order of the ``channel`` index), with their products:
@@ -122,7 +123,7 @@ from .polarization import (
     lepton_x_density,
     pion_x_density,
 )
-from .program import DEFAULT_MOMENTUM_PRIOR, make_model, model, visible_particles
+from .program import DEFAULT_MOMENTUM_PRIOR, make_model, model, visible_fraction, visible_particles
 
 __all__ = [
     "A1_CHARGED",
@@ -164,6 +165,7 @@ __all__ = [
     "pion_x_density",
     "quantities",
     "sample_channel",
+    "visible_fraction",
     "visible_particles",
     "width",
 ]

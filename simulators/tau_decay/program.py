@@ -18,7 +18,7 @@ from .polarization import check_polarization_setting
 if TYPE_CHECKING:
     from ..calorimeter import IncomingParticle
 
-__all__ = ["DEFAULT_MOMENTUM_PRIOR", "make_model", "model", "visible_particles"]
+__all__ = ["DEFAULT_MOMENTUM_PRIOR", "make_model", "model", "visible_fraction", "visible_particles"]
 
 #: Uniform prior boxes (GeV) of the tau's lab momentum, as in Etalumis.
 DEFAULT_MOMENTUM_PRIOR: dict[str, tuple[float, float]] = {
@@ -58,6 +58,17 @@ def visible_particles(final_state: torch.Tensor) -> list[IncomingParticle]:
             energy, px, py, pz = (float(x) for x in row[1:])
             particles.append(IncomingParticle(int(row[0]), (energy, px, py, pz)))
     return particles
+
+
+def visible_fraction(final_state: torch.Tensor) -> torch.Tensor:
+    """``E_visible / E_tau``: the non-neutrino rows' energy over the total, a scalar tensor.
+
+    The observable of tau polarimetry (for tau -> pi nu, ``dN/dx = 1 + P (2x - 1)``);
+    the ``visible_fraction`` tag of every run, so that ensembles of decays can be read
+    from a served simulator.
+    """
+    visible = torch.tensor([abs(int(pdg)) not in NEUTRINOS for pdg in final_state[:, 0]])
+    return final_state[visible, 1].sum() / final_state[:, 1].sum()
 
 
 def make_model(
@@ -107,6 +118,7 @@ def make_model(
             [torch.cat([torch.tensor([float(pdg)], dtype=DTYPE), p4]) for pdg, p4 in products]
         )
         ppx.tag(final, name="final_state")
+        ppx.tag(visible_fraction(final), name="visible_fraction")
         if detector is not None:
             detector.observe(visible_particles(final), name="calo")
         return final
