@@ -24,6 +24,7 @@ from torch import nn
 import ppx
 from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
+from ppx.inference.devices import resolve_device
 from ppx.inference.executor import progress_bar
 from ppx.inference.ic.dataset import TraceDataset, TraceRecord
 from ppx.inference.ic.distributed import Ranks, process_group, training_loss, world_size
@@ -131,8 +132,7 @@ def fit(
         ...                                          proposal=net)
     """
     torch.manual_seed(seed)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     if isinstance(data, (str, Path)):
         data = TraceDataset(data)
     if not isinstance(data, TraceDataset) and world_size() > 1:

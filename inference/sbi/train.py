@@ -23,6 +23,7 @@ from torch import nn
 
 from ppx.engine.model import Model
 from ppx.engine.model_spec import ModelSpec
+from ppx.inference.devices import resolve_device
 from ppx.inference.sbi.embeddings import make_embedding
 from ppx.inference.sbi.layout import Layout, Observation
 from ppx.inference.sbi.posterior import AmortizedPosterior, TrainingInfo
@@ -47,13 +48,6 @@ METHODS = ("NPE", "NLE", "NRE")
 #: sbi's vectorised slice sampler over many chains: the fast MCMC for NLE and NRE.
 MCMC_DEFAULTS = {"num_chains": 100, "warmup_steps": 100, "thin": 1, "init_strategy": "resample"}
 _ESTIMATORS = {"NPE": "maf", "NLE": "maf", "NRE": "resnet"}
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"``: ``"cuda"`` when a GPU is present, else ``"cpu"``; other values as given."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def train(

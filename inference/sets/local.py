@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
+from ppx.inference.devices import on_device, training_on
 from ppx.inference.sets.diagnostics import SetPosterior
 from ppx.inference.sets.estimators import _info, make_flow, train_steps
 from ppx.inference.sets.scaling import Standardizer
@@ -171,6 +172,7 @@ class LocalPosterior(nn.Module):
         seed: int = 0,
         progress: bool = True,
         threads: int | None = None,
+        device: str = "auto",
     ) -> LocalPosterior:
         """Train by maximum likelihood on fresh triples ``(theta, z, x)`` each step.
 
@@ -182,15 +184,18 @@ class LocalPosterior(nn.Module):
             seed: seeds the simulations and torch.
             progress: show a tqdm bar.
             threads: torch threads while training.
+            device: where to train (``"auto"``: the GPU when present); the
+                estimator is back on the CPU afterwards.
 
         Returns:
-            ``self``, trained; ``self.info`` records steps and seconds.
+            ``self``, trained; ``self.info`` records steps, seconds and the device.
         """
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        with torch_threads(threads):
-            pilot = dict(zip(("theta", "z", "x"), simulator(4096, generator), strict=True))
+        with torch_threads(threads), training_on(self, device) as chosen:
+            simulate = on_device(simulator, chosen)
+            pilot = dict(zip(("theta", "z", "x"), simulate(4096, generator), strict=True))
             for name, value in pilot.items():
                 if value.shape != (4096, self.dims[name]):
                     raise ValueError(
@@ -200,13 +205,13 @@ class LocalPosterior(nn.Module):
                 self._scaling(name).fit(value)
 
             def step_loss(step: int) -> Tensor:
-                return self.loss(*simulator(batch_size, generator))
+                return self.loss(*simulate(batch_size, generator))
 
             self.train()
             history = train_steps(self.parameters(), step_loss, steps, lr, progress, "local")
             self.eval()
         self.trained = True
-        self.info = _info(history, start, steps=steps)
+        self.info = _info(history, start, steps=steps, device=str(chosen))
         return self
 
     def _ready(self) -> None:

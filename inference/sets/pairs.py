@@ -26,6 +26,7 @@ import time
 import torch
 from torch import Tensor
 
+from ppx.inference.devices import on_device, training_on
 from ppx.inference.sets.estimators import (
     SetNPE,
     SetSimulator,
@@ -82,6 +83,7 @@ class PAIRS(SetNPE):
         seed: int = 0,
         progress: bool = True,
         threads: int | None = None,
+        device: str = "auto",
     ) -> PAIRS:
         """Stage 1: train ``phi``, ``rho`` and the flow on sets of size 1 and 2 (``n_range``).
 
@@ -90,7 +92,7 @@ class PAIRS(SetNPE):
         """
         super().fit(
             simulator, n_range=n_range, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-            progress=progress, threads=threads,
+            progress=progress, threads=threads, device=device,
         )  # fmt: skip
         self.info = {f"stage1_{key}": value for key, value in self.info.items()}
         return self
@@ -119,7 +121,8 @@ class PAIRS(SetNPE):
             n = int(order[end - 1])
             theta, events = simulator(end - begin, n, generator)
             self._check_batch(theta, events, n)
-            mask = torch.arange(n).unsqueeze(0) < order[begin:end].unsqueeze(1)
+            lengths = order[begin:end].to(events.device)
+            mask = torch.arange(n, device=events.device).unsqueeze(0) < lengths.unsqueeze(1)
             thetas.append(theta)
             pooled.append(self.network.pool(self.event_scaling(events), mask))
             begin = end
@@ -138,6 +141,7 @@ class PAIRS(SetNPE):
         max_events: int = 2**16,
         progress: bool = True,
         threads: int | None = None,
+        device: str = "auto",
     ) -> PAIRS:
         """Stage 2: freeze ``phi``, pre-aggregate ``num_sets`` sets once, fine-tune ``rho``, flow.
 
@@ -154,6 +158,8 @@ class PAIRS(SetNPE):
                 default, 2^16, is also :meth:`SetNPE.fit`'s cap of events per step).
             progress: show a tqdm bar.
             threads: torch threads.
+            device: where to pool and train (``"auto"``: the GPU when present);
+                the estimator is back on the CPU afterwards.
 
         Returns:
             ``self``, now answering for sets with sizes in ``n_range``;
@@ -168,14 +174,16 @@ class PAIRS(SetNPE):
         sizes = log_uniform_sizes(num_sets, (low, high), generator)
         for parameter in self.network.phi.parameters():
             parameter.requires_grad_(False)
-        with torch_threads(threads):
+        with torch_threads(threads), training_on(self, device) as chosen:
             start = time.perf_counter()
-            theta, pooled = self.preaggregate(simulator, sizes, generator, max_events)
+            simulate = on_device(simulator, chosen)
+            theta, pooled = self.preaggregate(simulate, sizes, generator, max_events)
             aggregated = time.perf_counter() - start
             target = self.theta_scaling(theta)
 
             def step_loss(step: int) -> Tensor:
                 batch = torch.randint(len(target), (batch_size,), generator=generator)
+                batch = batch.to(chosen)
                 context = self.network.head(pooled[batch])
                 return -self.flow(context).log_prob(target[batch]).mean()
 

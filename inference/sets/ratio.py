@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from ppx.inference.devices import on_device, training_on
 from ppx.inference.sets.estimators import (
     SetSimulator,
     _info,
@@ -118,7 +119,7 @@ class SummedEstimator(nn.Module):
     def _loss(self, theta: Tensor, x: Tensor) -> Tensor:
         if self.method == "nle":
             return -self.event_log_ratio_pairs(theta, x).mean()
-        shuffled = theta[torch.randperm(theta.shape[0])]
+        shuffled = theta[torch.randperm(theta.shape[0], device=theta.device)]
         joint = self.event_log_ratio_pairs(theta, x)
         marginal = self.event_log_ratio_pairs(shuffled, x)
         bce = nn.functional.binary_cross_entropy_with_logits
@@ -141,6 +142,7 @@ class SummedEstimator(nn.Module):
         seed: int = 0,
         progress: bool = True,
         threads: int | None = None,
+        device: str = "auto",
     ) -> SummedEstimator:
         """Train on single events: each step simulates ``batch_size`` sets of one event.
 
@@ -152,12 +154,15 @@ class SummedEstimator(nn.Module):
             seed: seeds the simulations and torch.
             progress: show a tqdm bar.
             threads: torch threads while training.
+            device: where to train (``"auto"``: the GPU when present); the
+                estimator is back on the CPU afterwards.
         """
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        with torch_threads(threads):
-            theta, events = simulator(4096, 1, generator)
+        with torch_threads(threads), training_on(self, device) as chosen:
+            simulate = on_device(simulator, chosen)
+            theta, events = simulate(4096, 1, generator)
             if theta.shape != (4096, 1) or events.shape != (4096, 1, self.event_dim):
                 raise ValueError(
                     f"the simulator returned theta {tuple(theta.shape)}, events "
@@ -167,12 +172,12 @@ class SummedEstimator(nn.Module):
             self.event_scaling.fit(events)
 
             def step_loss(step: int) -> Tensor:
-                theta, events = simulator(batch_size, 1, generator)
+                theta, events = simulate(batch_size, 1, generator)
                 return self._loss(theta, events[:, 0])
 
             history = train_steps(self.parameters(), step_loss, steps, lr, progress, self.method)
         self.trained = True
-        self.info = _info(history, start, steps=steps, method=self.method)
+        self.info = _info(history, start, steps=steps, method=self.method, device=str(chosen))
         return self
 
     @torch.no_grad()

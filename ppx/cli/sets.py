@@ -149,6 +149,7 @@ def train(
     out: Annotated[Path, typer.Option(help="where to save the estimator")] = Path("estimator.pt"),
     seed: Annotated[int, typer.Option()] = 0,
     threads: ThreadsOption = None,
+    device: Annotated[str, typer.Option(help="auto (the GPU when present), cpu or cuda")] = "auto",
 ) -> None:
     """Train a set estimator on a store: full-set NPE, PAIRS or the summed per-event one."""
     from ppx.inference.sets import load_sets
@@ -173,7 +174,7 @@ def train(
     try:
         _fit(
             estimator, sampler, sizes, steps, finetune_steps or steps, batch_size,
-            learning_rate, seed, threads, max(len(stored), 1000),
+            learning_rate, seed, threads, max(len(stored), 1000), device,
         )  # fmt: skip
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -203,27 +204,24 @@ def _fit(
     seed: int,
     threads: int | None,
     num_sets: int,
+    device: str,
 ) -> None:
     """Train ``estimator`` on sets drawn from the store (PAIRS: both stages)."""
     from ppx.inference.sets import PAIRS, SetNPE
 
+    options = {"lr": lr, "threads": threads, "device": device}
     if isinstance(estimator, PAIRS):
-        estimator.fit(
-            sampler, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads
-        )
+        estimator.fit(sampler, steps=steps, batch_size=batch_size, seed=seed, **options)
         estimator.finetune(
-            sampler, n_range=sizes, num_sets=num_sets, steps=finetune_steps, lr=lr, seed=seed + 1,
-            threads=threads,
+            sampler, n_range=sizes, num_sets=num_sets, steps=finetune_steps, seed=seed + 1,
+            **options,
         )  # fmt: skip
     elif isinstance(estimator, SetNPE):
         estimator.fit(
-            sampler, n_range=sizes, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-            threads=threads,
-        )  # fmt: skip
-    else:
-        estimator.fit(
-            sampler, steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads
+            sampler, n_range=sizes, steps=steps, batch_size=batch_size, seed=seed, **options
         )
+    else:
+        estimator.fit(sampler, steps=steps, batch_size=batch_size, seed=seed, **options)
 
 
 def _name(kind: str, network: str, per_event: str) -> str:
