@@ -23,7 +23,10 @@ grid posterior; the flow is zuko's.
 Errors add up: a per-event bias ``b`` in the score ``d/dtheta log p`` shifts
 the posterior mean by about ``b / I`` (``I`` the Fisher information of one
 event) at every ``N``, while the posterior width shrinks, so the per-event
-network must be accurate to a small fraction of ``I / sqrt(N)``.
+network must be accurate to a small fraction of ``I / sqrt(N)``. In the
+conjugate toy at ``N = 10^4``, 3000 steps of 1024 pairs left the posterior mean
+off by up to 1.2 sd, 9000 steps by up to 0.3 sd; PAIRS, which learns the set's
+posterior itself, does not accumulate this and is the estimator for such ``N``.
 
 References:
     Heinrich, Mishra-Sharma, Pollard & Windischhofer, "Hierarchical Neural
