@@ -299,9 +299,13 @@ class SetNPE(nn.Module):
             ``self``, trained; ``self.info`` records steps, seconds and the device.
         """
         low, high = check_n_range(n_range)
+
+        def sets_per_step(n: int) -> int:
+            return max(16, min(batch_size, max_events // n))
+
         if max_events // high < min(64, batch_size):
             warnings.warn(
-                f"SetNPE.fit: a step at N = {high} holds only {max(16, max_events // high)} "
+                f"SetNPE.fit: a step at N = {high} holds only {sets_per_step(high)} "
                 f"sets (max_events={max_events}); the posterior's width at the top of n_range "
                 f"comes out too wide with fewer than 64. Raise max_events to {64 * high}, or "
                 "use PAIRS for large sets",
@@ -317,7 +321,7 @@ class SetNPE(nn.Module):
 
             def step_loss(step: int) -> Tensor:
                 n = int(sizes[step])
-                theta, events = simulate(max(16, min(batch_size, max_events // n)), n, generator)
+                theta, events = simulate(sets_per_step(n), n, generator)
                 self._check_batch(theta, events, n)
                 return self.loss(theta, events)
 
